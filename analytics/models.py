@@ -1,0 +1,1 @@
+"""Analytics models arrive with their issue; tenant-owned models inherit evalence.tenancy.TenantModel."""

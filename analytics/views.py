@@ -1,0 +1,7 @@
+from evalence.pages import SectionLandingView
+
+
+class OverviewView(SectionLandingView):
+    """The home page after sign-in."""
+
+    section_key = "analytics"

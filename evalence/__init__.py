@@ -1,0 +1,1 @@
+"""Evalence project package: settings and cross-cutting plumbing."""

@@ -1,0 +1,52 @@
+"""The product's sections, for the navigation and the section landing pages until each section's issue lands."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Section:
+    key: str
+    title: str
+    url_name: str
+    summary: str
+    coming: tuple[str, ...]
+
+
+SECTIONS = (
+    Section(
+        "analytics",
+        "Overview",
+        "analytics:overview",
+        "Whether your LLM applications are under attack and whether they are getting safer.",
+        (
+            "Firewall traffic over time, stacked by decision",
+            "Threats by type and severity, and latency percentiles",
+            "Attack success rate by category for every target",
+        ),
+    ),
+    Section(
+        "promptbank",
+        "Prompt bank",
+        "promptbank:index",
+        "A curated, versioned bank of attack and benign prompts, fed by imports, submissions and findings.",
+        ("Browse and filter prompts", "Import files through the ingestion pipeline", "Review submissions and cut releases"),
+    ),
+    Section(
+        "firewall",
+        "Firewall",
+        "firewall:index",
+        "A low-latency API that every LLM application calls on each input and output.",
+        ("A playground that shows each detector's evidence", "Evaluations with filters", "Per-organization policy"),
+    ),
+    Section(
+        "testing",
+        "Red-team testing",
+        "testing:index",
+        "Run suites of attacks from the bank against your targets and watch the findings arrive live.",
+        ("Targets and suites", "Resumable sessions with live progress", "Reports in HTML, CSV, JSON, JUnit and SARIF"),
+    ),
+)
+
+BY_KEY = {section.key: section for section in SECTIONS}

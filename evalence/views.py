@@ -1,0 +1,51 @@
+"""Page-view base classes. Tenancy and roles are applied here, once, for every server-rendered page."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth.mixins import LoginRequiredMixin
+from django.core.exceptions import PermissionDenied
+from django.db import models
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+
+from accounts.choices import Role
+from evalence.tenancy import TenantModel
+
+
+class OrgPageMixin(LoginRequiredMixin):
+    """A signed-in member of the active organization, with at least `min_role` (and `write_role` for POSTs)."""
+
+    min_role: str = Role.VIEWER
+    write_role: str | None = None  # POST/PUT/PATCH/DELETE need this role; defaults to min_role
+
+    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if not request.user.is_authenticated:
+            return self.handle_no_permission()
+        membership = getattr(request, "membership", None)
+        if membership is None:
+            return render(request, "errors/no_organization.html", status=403)
+        needed = self.min_role
+        if request.method not in ("GET", "HEAD", "OPTIONS"):
+            needed = self.write_role or self.min_role
+        if not membership.has_role(needed):
+            raise PermissionDenied(f"This page needs the {needed} role.")
+        self.organization = membership.organization
+        self.membership = membership
+        return super().dispatch(request, *args, **kwargs)
+
+
+class TenantObjectMixin(OrgPageMixin):
+    """For views with `model` (DetailView, UpdateView, …): objects come only from the active organization."""
+
+    model: type[models.Model]
+    include_global_rows = False
+
+    def get_base_queryset(self) -> models.QuerySet:
+        return self.model._default_manager.all()
+
+    def get_queryset(self) -> models.QuerySet:
+        if not issubclass(self.model, TenantModel):
+            raise TypeError(f"{type(self).__name__} serves {self.model.__name__}, which is not a TenantModel")
+        return self.get_base_queryset().for_org(self.organization, include_global=self.include_global_rows)

@@ -1,0 +1,7 @@
+from django.apps import AppConfig
+
+
+class FirewallConfig(AppConfig):
+    name = "firewall"
+    verbose_name = "Firewall"
+    default_auto_field = "django.db.models.BigAutoField"

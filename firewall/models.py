@@ -1,0 +1,1 @@
+"""Firewall models arrive with their issue; tenant-owned models inherit evalence.tenancy.TenantModel."""

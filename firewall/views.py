@@ -1,0 +1,5 @@
+from evalence.pages import SectionLandingView
+
+
+class IndexView(SectionLandingView):
+    section_key = "firewall"

@@ -1,0 +1,1 @@
+"""Red-team testing models arrive with their issue; tenant-owned models inherit evalence.tenancy.TenantModel."""
