@@ -43,4 +43,3 @@ class AuditAction(models.TextChoices):
     POLICY_CHANGED = "policy.changed", "Policy changed"
     DATA_DELETED = "data.deleted", "Data deleted"
     AUDIT_VERIFIED = "audit.verified", "Audit log verified"
-

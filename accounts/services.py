@@ -145,7 +145,10 @@ def audit_log_verify(*, organization: Organization | None) -> ChainReport:
             )
         if entry.prev_hash != expected_prev:
             return ChainReport(
-                organization, checked, entry.sequence, f"entry #{entry.sequence} does not link to entry #{entry.sequence - 1}"
+                organization,
+                checked,
+                entry.sequence,
+                f"entry #{entry.sequence} does not link to entry #{entry.sequence - 1}",
             )
         if audit_entry_hash(entry) != entry.entry_hash:
             return ChainReport(
@@ -227,7 +230,11 @@ def organization_update(
     changes = {k: [before[k], v] for k, v in {"name": organization.name, "plan": plan}.items() if before[k] != v}
     if changes:
         audit_log_write(
-            organization=organization, action=AuditAction.ORG_UPDATED, actor=actor, target=organization, ip=ip,
+            organization=organization,
+            action=AuditAction.ORG_UPDATED,
+            actor=actor,
+            target=organization,
+            ip=ip,
             data={"changes": changes},
         )
     return organization
@@ -264,7 +271,9 @@ def user_create(
 
 def _check_role(role: str) -> None:
     if role not in Role.values:
-        raise ValidationFailed(f"Unknown role '{role}'; expected one of {', '.join(Role.values)}.", fields={"role": ["Unknown role."]})
+        raise ValidationFailed(
+            f"Unknown role '{role}'; expected one of {', '.join(Role.values)}.", fields={"role": ["Unknown role."]}
+        )
 
 
 @transaction.atomic
@@ -278,8 +287,13 @@ def membership_add(
     except IntegrityError:
         raise Conflict(f"{user.email} is already a member of {organization.name}.") from None
     audit_log_write(
-        organization=organization, action=AuditAction.MEMBER_ADDED, actor=actor, target=membership, ip=ip,
-        target_label=user.email, data={"email": user.email, "role": role},
+        organization=organization,
+        action=AuditAction.MEMBER_ADDED,
+        actor=actor,
+        target=membership,
+        ip=ip,
+        target_label=user.email,
+        data={"email": user.email, "role": role},
     )
     return membership
 
@@ -291,7 +305,9 @@ def _lock_admins(organization: Organization) -> int:
 
 
 @transaction.atomic
-def membership_change_role(*, membership: Membership, role: str, actor: User | None, ip: str | None = None) -> Membership:
+def membership_change_role(
+    *, membership: Membership, role: str, actor: User | None, ip: str | None = None
+) -> Membership:
     _check_role(role)
     if membership.role == role:
         return membership
@@ -301,8 +317,13 @@ def membership_change_role(*, membership: Membership, role: str, actor: User | N
     membership.role = role
     membership.save(update_fields=["role"])
     audit_log_write(
-        organization=membership.organization, action=AuditAction.MEMBER_ROLE_CHANGED, actor=actor, target=membership,
-        ip=ip, target_label=membership.user.email, data={"email": membership.user.email, "from": before, "to": role},
+        organization=membership.organization,
+        action=AuditAction.MEMBER_ROLE_CHANGED,
+        actor=actor,
+        target=membership,
+        ip=ip,
+        target_label=membership.user.email,
+        data={"email": membership.user.email, "from": before, "to": role},
     )
     return membership
 
@@ -313,8 +334,13 @@ def membership_remove(*, membership: Membership, actor: User | None, ip: str | N
         raise Conflict("An organization needs at least one admin; promote someone else first.")
     organization, email, role = membership.organization, membership.user.email, membership.role
     audit_log_write(
-        organization=organization, action=AuditAction.MEMBER_REMOVED, actor=actor, target=membership, ip=ip,
-        target_label=email, data={"email": email, "role": role},
+        organization=organization,
+        action=AuditAction.MEMBER_REMOVED,
+        actor=actor,
+        target=membership,
+        ip=ip,
+        target_label=email,
+        data={"email": email, "role": role},
     )
     membership.delete()
 
@@ -346,8 +372,13 @@ def invitation_create(
     _full_clean(invitation)
     invitation.save()
     audit_log_write(
-        organization=organization, action=AuditAction.INVITATION_SENT, actor=actor, target=invitation, ip=ip,
-        target_label=email, data={"email": email, "role": role},
+        organization=organization,
+        action=AuditAction.INVITATION_SENT,
+        actor=actor,
+        target=invitation,
+        ip=ip,
+        target_label=email,
+        data={"email": email, "role": role},
     )
     link = settings.SITE_URL + reverse("accounts:invitation_accept", kwargs={"token": token})
     inviter = actor.get_full_name() if actor else "An administrator"
@@ -388,12 +419,18 @@ def invitation_accept(
         user = user_create(email=invitation.email, password=password, full_name=full_name)
     elif user.email.lower() != invitation.email.lower():
         raise Forbidden(f"This invitation is for {invitation.email}; you are signed in as {user.email}.")
-    membership = membership_add(organization=invitation.organization, user=user, role=invitation.role, actor=user, ip=ip)
+    membership = membership_add(
+        organization=invitation.organization, user=user, role=invitation.role, actor=user, ip=ip
+    )
     invitation.accepted_at = timezone.now()
     invitation.save(update_fields=["accepted_at"])
     audit_log_write(
-        organization=invitation.organization, action=AuditAction.INVITATION_ACCEPTED, actor=user, target=invitation,
-        ip=ip, target_label=invitation.email,
+        organization=invitation.organization,
+        action=AuditAction.INVITATION_ACCEPTED,
+        actor=user,
+        target=invitation,
+        ip=ip,
+        target_label=invitation.email,
     )
     return membership
 
@@ -405,8 +442,12 @@ def invitation_revoke(*, invitation: Invitation, actor: User | None, ip: str | N
     invitation.revoked_at = timezone.now()
     invitation.save(update_fields=["revoked_at"])
     audit_log_write(
-        organization=invitation.organization, action=AuditAction.INVITATION_REVOKED, actor=actor, target=invitation,
-        ip=ip, target_label=invitation.email,
+        organization=invitation.organization,
+        action=AuditAction.INVITATION_REVOKED,
+        actor=actor,
+        target=invitation,
+        ip=ip,
+        target_label=invitation.email,
     )
     return invitation
 
@@ -452,13 +493,22 @@ def api_key_create(
         raise ValidationFailed("The expiry must be in the future.", fields={"expires_at": ["Must be in the future."]})
     prefix, secret = _new_key_material()
     key = ApiKey(
-        organization=organization, name=name, prefix=prefix, secret_hash=hash_secret(secret), scopes=scopes,
-        expires_at=expires_at, created_by=actor,
+        organization=organization,
+        name=name,
+        prefix=prefix,
+        secret_hash=hash_secret(secret),
+        scopes=scopes,
+        expires_at=expires_at,
+        created_by=actor,
     )
     _full_clean(key)
     key.save()
     audit_log_write(
-        organization=organization, action=AuditAction.API_KEY_CREATED, actor=actor, target=key, ip=ip,
+        organization=organization,
+        action=AuditAction.API_KEY_CREATED,
+        actor=actor,
+        target=key,
+        ip=ip,
         data={"name": name, "prefix": prefix, "scopes": scopes, "expires_at": expires_at},
     )
     return key, secret
@@ -471,7 +521,11 @@ def api_key_revoke(*, api_key: ApiKey, actor: User | None, ip: str | None = None
     api_key.revoked_at = timezone.now()
     api_key.save(update_fields=["revoked_at"])
     audit_log_write(
-        organization=api_key.organization, action=AuditAction.API_KEY_REVOKED, actor=actor, target=api_key, ip=ip,
+        organization=api_key.organization,
+        action=AuditAction.API_KEY_REVOKED,
+        actor=actor,
+        target=api_key,
+        ip=ip,
         data={"prefix": api_key.prefix, "reason": reason},
     )
     return api_key
@@ -484,13 +538,23 @@ def api_key_rotate(*, api_key: ApiKey, actor: User | None, ip: str | None = None
         raise Conflict("Only an active key can be rotated; create a new one instead.")
     prefix, secret = _new_key_material()
     new_key = ApiKey.objects.create(
-        organization=api_key.organization, name=api_key.name, prefix=prefix, secret_hash=hash_secret(secret),
-        scopes=api_key.scopes, expires_at=api_key.expires_at, created_by=actor, rotated_from=api_key,
+        organization=api_key.organization,
+        name=api_key.name,
+        prefix=prefix,
+        secret_hash=hash_secret(secret),
+        scopes=api_key.scopes,
+        expires_at=api_key.expires_at,
+        created_by=actor,
+        rotated_from=api_key,
     )
     api_key.revoked_at = timezone.now()
     api_key.save(update_fields=["revoked_at"])
     audit_log_write(
-        organization=api_key.organization, action=AuditAction.API_KEY_ROTATED, actor=actor, target=new_key, ip=ip,
+        organization=api_key.organization,
+        action=AuditAction.API_KEY_ROTATED,
+        actor=actor,
+        target=new_key,
+        ip=ip,
         data={"old_prefix": api_key.prefix, "new_prefix": prefix},
     )
     return new_key, secret
@@ -540,4 +604,3 @@ def login_failed_for_unknown(*, email: str, ip: str | None) -> None:
 def logout_recorded(*, user: User, ip: str | None) -> None:
     for organization in Organization.objects.filter(memberships__user=user):
         audit_log_write(organization=organization, action=AuditAction.LOGOUT, actor=user, target=user, ip=ip)
-

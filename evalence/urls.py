@@ -5,11 +5,13 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from evalence import health, metrics
+from evalence.admin import restrict_rq_dashboard_to_superusers
 from evalence.api.routers import api_root
 
 admin.site.site_header = "Evalence curation"
 admin.site.site_title = "Evalence admin"
 admin.site.index_title = "Curation"
+restrict_rq_dashboard_to_superusers()
 
 api_v1 = [
     path("", api_root, name="root"),
@@ -22,7 +24,6 @@ urlpatterns = [
     path("promptbank/", include("promptbank.urls")),
     path("firewall/", include("firewall.urls")),
     path("testing/", include("testing.urls")),
-    path("admin/rq/", include("django_rq.urls")),
     path("admin/", admin.site.urls),
     path("api/v1/", include((api_v1, "api"), namespace="api")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),

@@ -62,7 +62,15 @@ class ApiKeySerializer(serializers.ModelSerializer):
     class Meta:
         model = ApiKey
         fields = [
-            "id", "name", "prefix", "scopes", "status", "expires_at", "revoked_at", "last_used_at", "created_by",
+            "id",
+            "name",
+            "prefix",
+            "scopes",
+            "status",
+            "expires_at",
+            "revoked_at",
+            "last_used_at",
+            "created_by",
             "created_at",
         ]
         read_only_fields = fields
@@ -104,7 +112,15 @@ class AuditVerificationSerializer(serializers.ModelSerializer):
     class Meta:
         model = AuditVerification
         fields = [
-            "id", "status", "entries_checked", "is_intact", "first_broken_sequence", "problem", "error",
-            "created_at", "started_at", "finished_at",
+            "id",
+            "status",
+            "entries_checked",
+            "is_intact",
+            "first_broken_sequence",
+            "problem",
+            "error",
+            "created_at",
+            "started_at",
+            "finished_at",
         ]
         read_only_fields = fields

@@ -19,7 +19,6 @@ from evalence.api.views import TenantAPIView, TenantGenericViewSet, TenantReadOn
 from evalence.http import client_ip
 
 
-
 class OrganizationView(TenantAPIView):
     """The organization the caller acts in (the API key's, or the session's active one)."""
 
@@ -52,10 +51,11 @@ class MembershipViewSet(mixins.UpdateModelMixin, mixins.DestroyModelMixin, Tenan
 
     @extend_schema(request=s.MembershipRoleSerializer, responses=s.MembershipSerializer)
     def partial_update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        membership = self.get_object()  # look up first: another organization's id is a 404, whatever the body
         data = s.MembershipRoleSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         membership = services.membership_change_role(
-            membership=self.get_object(), role=data.validated_data["role"], actor=request.user, ip=client_ip(request)
+            membership=membership, role=data.validated_data["role"], actor=request.user, ip=client_ip(request)
         )
         return Response(s.MembershipSerializer(membership).data)
 

@@ -73,7 +73,9 @@ class ApiKeyFactory(factory.django.DjangoModelFactory):
     @classmethod
     def _create(cls, model_class: type[ApiKey], **kwargs: Any) -> ApiKey:
         key, secret = services.api_key_create(
-            organization=kwargs["organization"], name=kwargs["name"], scopes=kwargs["scopes"],
+            organization=kwargs["organization"],
+            name=kwargs["name"],
+            scopes=kwargs["scopes"],
             expires_at=kwargs.get("expires_at"),
         )
         key._secret = secret
