@@ -18,7 +18,7 @@ ARGS ?=
 
 .PHONY: help
 help: ## List the targets
-	@grep -hE '^[a-z][a-z-]*:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+	@grep -hE '^[a-z][a-z-]*:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
 
 # --- virtualenv and dependencies (reinstalled only when a requirements file changes) ---
 
@@ -93,7 +93,7 @@ serve: install ## Production server: collectstatic, migrate, gunicorn + uvicorn 
 
 .PHONY: worker
 worker: install ## RQ worker on the default, testing and pipeline queues (needs REDIS_URL)
-	@$(PY) manage.py shell -c "from django.conf import settings; raise SystemExit(0 if settings.REDIS_URL else \
+	@$(PY) manage.py shell --no-imports -c "from django.conf import settings; raise SystemExit(0 if settings.REDIS_URL else \
 	  'make worker: REDIS_URL is not set. Without Redis, jobs run inside the web process and no worker is needed.')"
 	exec $(PY) manage.py rqworker default testing pipeline --with-scheduler
 

@@ -8,3 +8,4 @@ class AccountsConfig(AppConfig):
 
     def ready(self) -> None:
         from accounts import signals  # noqa: F401  (audit entries for logins)
+        from accounts.api import schema  # noqa: F401  (OpenAPI security scheme for API keys)

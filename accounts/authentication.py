@@ -6,8 +6,8 @@ from rest_framework.authentication import BaseAuthentication
 from rest_framework.exceptions import AuthenticationFailed
 from rest_framework.request import Request
 
-from accounts.models import ApiKey
 from accounts import services
+from accounts.models import ApiKey
 
 
 class ApiKeyUser:

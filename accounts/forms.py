@@ -9,7 +9,8 @@ from django import forms
 from django.contrib.auth.forms import AuthenticationForm
 from django.utils import timezone
 
-from accounts.choices import Plan, Role, Scope
+from accounts.choices import AuditAction, Plan, Role, Scope
+from accounts.filters import AuditLogFilter
 from evalence.errors import ApplicationError
 
 
@@ -23,6 +24,19 @@ def add_service_error(form: forms.Form, error: ApplicationError) -> None:
             placed = True
     if not placed:
         form.add_error(None, error.message)
+
+
+def audit_log_filter_for_page(data: Any, queryset: Any) -> AuditLogFilter:
+    """The API's audit-log FilterSet, with page-friendly labels and the browser's date-time pickers."""
+    filterset = AuditLogFilter(data, queryset=queryset)
+    fields = filterset.form.fields
+    fields["action"].empty_label = "Any action"
+    fields["action"].choices = AuditAction.choices  # re-set, so the choice list picks up the new empty label
+    fields["actor"].widget.attrs["placeholder"] = "Email contains…"
+    for name, label in (("since", "From"), ("until", "Until")):
+        fields[name].label = label
+        fields[name].widget.input_type = "datetime-local"
+    return filterset
 
 
 class EmailAuthenticationForm(AuthenticationForm):

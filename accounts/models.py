@@ -211,6 +211,8 @@ class AuditLog(TenantModel):
     data = models.JSONField(default=dict, blank=True)
     prev_hash = models.CharField(max_length=64)
     entry_hash = models.CharField(max_length=64)
+    # Set before hashing (not auto_now_add, which would change it after the hash is taken).
+    created_at = models.DateTimeField(default=timezone.now, db_index=True, editable=False)
 
     allows_global_rows = True
 

@@ -28,7 +28,6 @@ from django.views.generic.detail import SingleObjectMixin
 
 from accounts import services
 from accounts.choices import Role
-from accounts.filters import AuditLogFilter
 from accounts.forms import (
     ApiKeyForm,
     EmailAuthenticationForm,
@@ -37,6 +36,7 @@ from accounts.forms import (
     MemberRoleForm,
     OrganizationForm,
     add_service_error,
+    audit_log_filter_for_page,
 )
 from accounts.models import ApiKey, AuditLog, AuditVerification, Invitation, Membership, User
 from evalence.errors import ApplicationError, NotFound, ValidationFailed
@@ -391,9 +391,7 @@ class AuditLogView(SettingsPageMixin, TemplateView):
 
     def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
         context = super().get_context_data(**kwargs)
-        filterset = AuditLogFilter(self.request.GET or None, queryset=AuditLog.objects.for_org(self.organization))
-        for name in ("since", "until"):
-            filterset.form.fields[name].widget.input_type = "datetime-local"
+        filterset = audit_log_filter_for_page(self.request.GET or None, AuditLog.objects.for_org(self.organization))
         page = Paginator(filterset.qs.order_by("-sequence"), AUDIT_PAGE_SIZE).get_page(self.request.GET.get("page"))
         for entry in page:
             entry.data_json = (

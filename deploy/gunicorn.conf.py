@@ -21,6 +21,9 @@ max_requests_jitter = max_requests // 10
 # No access log by default (GUNICORN_CMD_ARGS="--access-logfile -" turns one on); errors go to stderr, where the
 # application's JSON log lines go too.
 errorlog = "-"
+# No gunicornc control socket: it lives in $HOME (read-only in the container) and one path is shared by every
+# instance of a user, so two servers on one machine would fight over it.
+control_socket_disable = True
 
 
 def child_exit(server: Any, worker: Any) -> None:

@@ -31,9 +31,13 @@ def _check_database() -> dict[str, Any]:
 
 
 def _check_redis() -> dict[str, Any]:
-    import django_rq
+    import redis
 
-    django_rq.get_connection("default").ping()
+    client = redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=1, socket_timeout=1)
+    try:
+        client.ping()
+    finally:
+        client.close()
     return {}
 
 
@@ -60,8 +64,11 @@ def ready(request: HttpRequest) -> JsonResponse:
     checks = {"database": _timed(_check_database)}
     if settings.REDIS_URL:
         checks["redis"] = _timed(_check_redis)
-        checks["queues"] = _timed(_check_queues) if checks["redis"]["status"] == "ok" else {"status": "error", "error": "redis unavailable"}
+        redis_ok = checks["redis"]["status"] == "ok"
+        checks["queues"] = _timed(_check_queues) if redis_ok else {"status": "error", "error": "redis unavailable"}
     else:
         checks["queues"] = _timed(_check_queues)
     healthy = all(check["status"] == "ok" for check in checks.values())
-    return JsonResponse({"status": "ok" if healthy else "unavailable", "checks": checks}, status=200 if healthy else 503)
+    return JsonResponse(
+        {"status": "ok" if healthy else "unavailable", "checks": checks}, status=200 if healthy else 503
+    )

@@ -31,7 +31,11 @@ SECTIONS = (
         "Prompt bank",
         "promptbank:index",
         "A curated, versioned bank of attack and benign prompts, fed by imports, submissions and findings.",
-        ("Browse and filter prompts", "Import files through the ingestion pipeline", "Review submissions and cut releases"),
+        (
+            "Browse and filter prompts",
+            "Import files through the ingestion pipeline",
+            "Review submissions and cut releases",
+        ),
     ),
     Section(
         "firewall",

@@ -19,7 +19,7 @@ TESTING = env.bool("EVALENCE_TESTING", default=False)
 _secret_key = secret("SECRET_KEY")
 if not _secret_key and (DEBUG or TESTING):
     # Development only: a fixed key keeps sessions across restarts. Never used with DEBUG=false.
-    _secret_key = "django-insecure-evalence-development-key-do-not-use-in-production-0123456789"
+    _secret_key = "django-insecure-evalence-development-key-do-not-use-in-production-0123456789"  # noqa: S105
 SECRET_KEY = required("SECRET_KEY", _secret_key, "when DEBUG is false")
 
 if DEBUG or TESTING:
@@ -184,6 +184,8 @@ RQ_QUEUES = {
     name: {"URL": REDIS_URL or "redis://127.0.0.1:6379/0", "DEFAULT_TIMEOUT": env.int("JOB_TIMEOUT", default=3600)}
     for name in JOB_QUEUES
 }
+# evalence.jobs.dispatch already waits for the commit; django-rq must enqueue at once when it is called.
+RQ = {"COMMIT_MODE": "auto"}
 # Without Redis, jobs run in-process on a background thread (evalence.jobs).
 JOBS_BACKEND = "rq" if REDIS_URL else "thread"
 JOBS_THREAD_WORKERS = env.int("JOBS_THREAD_WORKERS", default=2)

@@ -10,8 +10,8 @@ os.environ["EVALENCE_TESTING"] = "1"
 os.environ.setdefault("EVALENCE_READ_DOTENV", "0")
 os.environ.setdefault("LOG_LEVEL", "WARNING")
 
-from evalence.settings import *  # noqa: E402, F403
-from evalence.settings import REST_FRAMEWORK  # noqa: E402
+from evalence.settings import *  # noqa: F403
+from evalence.settings import REST_FRAMEWORK
 
 # In-process jobs run inline at commit in tests, so a test sees their effect deterministically; the background-thread
 # path has its own test that turns this off.

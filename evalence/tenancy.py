@@ -48,9 +48,7 @@ class TenantModel(models.Model):
     """Abstract base for every tenant-owned row: a UUID key for URLs and the owning organization."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    organization = models.ForeignKey(
-        "accounts.Organization", on_delete=models.CASCADE, related_name="+", db_index=True
-    )
+    organization = models.ForeignKey("accounts.Organization", on_delete=models.CASCADE, related_name="+", db_index=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
 
     objects = TenantManager()

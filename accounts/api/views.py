@@ -15,7 +15,7 @@ from accounts.api import serializers as s
 from accounts.choices import Role, Scope
 from accounts.filters import AuditLogFilter
 from accounts.models import ApiKey, AuditLog, AuditVerification, Invitation, Membership
-from evalence.api.views import TenantAPIView, TenantGenericViewSet, TenantReadOnlyViewSet
+from evalence.api.views import TenantAPIView, TenantReadOnlyViewSet
 from evalence.http import client_ip
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import importlib
 import json
 import re
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -54,8 +55,15 @@ NO_TENANT_DATA = {
 }
 # Admin URLs that are not about one model's rows.
 ADMIN_SITE_VIEWS = {
-    "admin:index", "admin:login", "admin:logout", "admin:password_change", "admin:password_change_done",
-    "admin:autocomplete", "admin:jsi18n", "admin:view_on_site", "admin:app_list",
+    "admin:index",
+    "admin:login",
+    "admin:logout",
+    "admin:password_change",
+    "admin:password_change_done",
+    "admin:autocomplete",
+    "admin:jsi18n",
+    "admin:view_on_site",
+    "admin:app_list",
 }
 OBJECT_KWARGS = {"pk", "id", "uuid", "object_id", "slug"}
 
@@ -289,7 +297,10 @@ def check_object_route(route: Route, world: dict[str, Any]) -> None:
                 assert response.status_code in {403, 404, 405}, (
                     f"{who} {method.upper()} {url} answered {response.status_code}: {body[:300]}"
                 )
-            assert str(obj.pk) not in body or response.status_code == 302, f"{who} {method.upper()} {url} leaks"
+            # Integer keys (users) are too short to search for; UUIDs are unmistakable.
+            # The admin echoes the id it was given in its "doesn't exist" message, so only status counts there.
+            if isinstance(obj.pk, uuid.UUID) and kind != "admin-model":
+                assert str(obj.pk) not in body, f"{who} {method.upper()} {url} leaks"
     assert _snapshot(obj) == before, f"{url}: organization B changed organization A's object"
 
     # Positive control: A's own admin (or a superuser in the admin) gets past the object lookup.

@@ -177,11 +177,12 @@
     }
     if (v.status === "succeeded" && v.is_intact) {
       return { badge: "badge-success", label: "Intact",
-        summary: "All " + v.entries_checked + " entries link and hash correctly." };
+        summary: v.entries_checked === 1 ? "The one entry links and hashes correctly."
+          : "All " + v.entries_checked + " entries link and hash correctly." };
     }
     if (v.status === "succeeded") {
       return { badge: "badge-danger", label: "Broken",
-        summary: "Checked " + v.entries_checked + " entries: " + (v.problem || "the chain does not hold") + "." };
+        summary: "Checked " + v.entries_checked + (v.entries_checked === 1 ? " entry: " : " entries: ") + (v.problem || "the chain does not hold") + "." };
     }
     return { badge: "badge-warning", label: v.status === "cancelled" ? "Cancelled" : "Failed",
       summary: "The check could not finish" + (v.problem ? ": " + v.problem : "") + "." };
