@@ -7,10 +7,13 @@ from typing import Any
 
 from django import forms
 from django.contrib.auth.forms import AuthenticationForm
+from django.db.models import QuerySet
+from django.http import QueryDict
 from django.utils import timezone
 
 from accounts.choices import AuditAction, Plan, Role, Scope
 from accounts.filters import AuditLogFilter
+from accounts.models import AuditLog
 from evalence.errors import ApplicationError
 
 
@@ -26,7 +29,7 @@ def add_service_error(form: forms.Form, error: ApplicationError) -> None:
         form.add_error(None, error.message)
 
 
-def audit_log_filter_for_page(data: Any, queryset: Any) -> AuditLogFilter:
+def audit_log_filter_for_page(data: QueryDict | None, queryset: QuerySet[AuditLog]) -> AuditLogFilter:
     """The API's audit-log FilterSet, with page-friendly labels and the browser's date-time pickers."""
     filterset = AuditLogFilter(data, queryset=queryset)
     fields = filterset.form.fields
@@ -45,7 +48,9 @@ class EmailAuthenticationForm(AuthenticationForm):
     username = forms.EmailField(
         label="Email address",
         max_length=254,
-        widget=forms.EmailInput(attrs={"autofocus": True, "autocomplete": "email", "placeholder": "you@company.com"}),
+        widget=forms.EmailInput(
+            attrs={"autofocus": True, "autocomplete": "username", "placeholder": "you@company.com"}
+        ),
     )
     password = forms.CharField(
         label="Password",
@@ -90,7 +95,7 @@ class ApiKeyForm(forms.Form):
     expires_on = forms.DateField(
         required=False,
         label="Expires on",
-        help_text="Optional. The key stops working at the end of this day.",
+        help_text="Optional. The key works until the end of this day.",
         widget=forms.DateInput(attrs={"type": "date"}),
     )
 

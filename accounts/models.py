@@ -122,7 +122,7 @@ class Invitation(TenantModel):
     email = models.EmailField()
     role = models.CharField(max_length=16, choices=Role.choices, default=Role.VIEWER)
     token_hash = models.CharField(max_length=64, unique=True)
-    invited_by = models.ForeignKey(User, null=True, on_delete=models.SET_NULL, related_name="+")
+    invited_by = models.ForeignKey(User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     expires_at = models.DateTimeField()
     accepted_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
