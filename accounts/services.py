@@ -560,6 +560,31 @@ def api_key_rotate(*, api_key: ApiKey, actor: User | None, ip: str | None = None
     return new_key, secret
 
 
+@transaction.atomic
+def api_key_reset_secret(
+    *, api_key: ApiKey, actor: User | None, ip: str | None = None, scopes: list[str] | None = None, reason: str = ""
+) -> tuple[ApiKey, str]:
+    """A new secret for the same key row (same prefix and name); the old secret stops working at once.
+
+    Used where a fixed key must survive re-runs without piling up revoked rows (the demo seed)."""
+    secret = f"{api_key.prefix}_{secrets.token_urlsafe(32)}"
+    api_key.secret_hash = hash_secret(secret)
+    fields = ["secret_hash"]
+    if scopes is not None:
+        api_key.scopes = _normalize_scopes(scopes)
+        fields.append("scopes")
+    api_key.save(update_fields=fields)
+    audit_log_write(
+        organization=api_key.organization,
+        action=AuditAction.API_KEY_ROTATED,
+        actor=actor,
+        target=api_key,
+        ip=ip,
+        data={"prefix": api_key.prefix, "in_place": True, "reason": reason},
+    )
+    return api_key, secret
+
+
 class InvalidApiKey(Exception):
     """Raised by `api_key_authenticate`; the message is safe to show to the caller."""
 

@@ -606,11 +606,14 @@ def test_it_paginates_the_audit_log(org_a: Any, alice: Any) -> None:
     assert len(second.context["page_obj"]) == first.context["page_obj"].paginator.count - 50
 
 
-def test_it_verifies_the_audit_chain(org_a: Any, alice: Any, bob: Any, django_capture_on_commit_callbacks: Any) -> None:
+def test_it_verifies_the_audit_chain(
+    org_a: Any, alice: Any, bob: Any, django_capture_on_commit_callbacks: Any, run_jobs: Any
+) -> None:
     client = signed_in(alice)
 
     with django_capture_on_commit_callbacks(execute=True):
         response = client.post(reverse("accounts:audit_verify"))
+    run_jobs()
 
     assert response.status_code == 302
     assert response["Location"] == reverse("accounts:audit_log")

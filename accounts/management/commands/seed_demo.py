@@ -14,7 +14,6 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import os
-import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,9 +27,9 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 
 from accounts import services
-from accounts.choices import AuditAction, Plan, Role, Scope
+from accounts.choices import Plan, Role, Scope
 from accounts.management.commands._helpers import service_errors
-from accounts.models import ApiKey, Membership, Organization, User, hash_secret
+from accounts.models import ApiKey, Membership, Organization, User
 from evalence.jobs import wait_for_thread_jobs
 
 DEMO_ORG_NAME = "Demo Security Team"
@@ -100,22 +99,12 @@ def _ensure_member(*, organization: Organization, user: User, role: str) -> None
 
 
 def _reset_key_secret(key: ApiKey) -> str:
-    """Give the existing demo key a new secret (same row, same prefix), so re-runs do not pile up revoked keys.
-
-    The old secret stops working at once; the change is audited like a rotation.
-    """
-    secret = f"{key.prefix}_{secrets.token_urlsafe(32)}"
-    key.secret_hash = hash_secret(secret)
-    key.scopes = list(Scope.values)
-    key.expires_at = None
-    key.save(update_fields=["secret_hash", "scopes", "expires_at"])
-    services.audit_log_write(
-        organization=key.organization,
-        action=AuditAction.API_KEY_ROTATED,
-        target=key,
-        data={"prefix": key.prefix, "reason": "seed_demo issued a new secret"},
-    )
-    return secret
+    """Give the existing demo key a new secret (same row), so re-runs do not pile up revoked keys."""
+    if key.expires_at is not None:
+        ApiKey.objects.filter(pk=key.pk).update(expires_at=None)
+    return services.api_key_reset_secret(
+        api_key=key, actor=None, scopes=list(Scope.values), reason="seed_demo issued a new secret"
+    )[1]
 
 
 def _ensure_api_key(organization: Organization, actor: User) -> tuple[ApiKey, str]:
