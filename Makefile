@@ -65,6 +65,7 @@ test: install-dev ## Lint, check migrations and run the test suite (PostgreSQL +
 	@echo "==> makemigrations --check"
 	env -u DATABASE_URL -u REDIS_URL DJANGO_SETTINGS_MODULE=evalence.settings_test \
 	  $(PY) manage.py makemigrations --check --dry-run
+	scripts/ensure_chromium.sh
 	VENV=$(VENV) scripts/test.sh $(ARGS)
 
 .PHONY: lint

@@ -5,9 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+import pytest_asyncio
 from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.conf import settings
+from django.db import connections
 from django.test import Client
 
 from evalence.asgi import application
@@ -73,3 +75,11 @@ async def test_the_socket_answers_pings(alice: Any) -> None:
     await ws.send_json_to({"type": "ping"})
     assert await ws.receive_json_from(timeout=5) == {"type": "pong"}
     await ws.disconnect()
+
+
+@pytest_asyncio.fixture(autouse=True)
+async def _close_worker_thread_connections() -> Any:
+    """The consumer queries from asgiref's worker thread; close that thread's connection so the test database can be
+    dropped at the end of the run."""
+    yield
+    await sync_to_async(connections.close_all)()
