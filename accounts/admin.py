@@ -13,7 +13,7 @@ from django.http import HttpRequest
 
 from accounts import services
 from accounts.models import ApiKey, AuditLog, AuditVerification, Invitation, Membership, Organization, User
-from evalence.admin import TenantAdmin
+from evalence.admin import SuperuserWritesMixin, TenantAdmin
 from evalence.errors import ApplicationError
 
 
@@ -51,7 +51,7 @@ class OrganizationAdmin(admin.ModelAdmin):
 
 
 @admin.register(User)
-class UserAdmin(DjangoUserAdmin):
+class UserAdmin(SuperuserWritesMixin, DjangoUserAdmin):
     ordering = ("email",)
     list_display = ("email", "full_name", "is_staff", "is_superuser", "is_active", "last_login")
     list_filter = ("is_staff", "is_superuser", "is_active")
@@ -72,36 +72,18 @@ class UserAdmin(DjangoUserAdmin):
         # Staff see the people of their own organizations only.
         return qs.filter(memberships__organization__memberships__user=request.user).distinct()
 
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return request.user.is_superuser
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return request.user.is_superuser
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return request.user.is_superuser
-
 
 admin.site.unregister(Group)
 
 
 @admin.register(Group)
-class SuperuserGroupAdmin(GroupAdmin):
-    """Groups grant permissions across every organization: only superusers manage them."""
+class SuperuserGroupAdmin(SuperuserWritesMixin, GroupAdmin):
+    """Groups grant permissions across every organization: only superusers see or manage them."""
 
     def has_module_permission(self, request: HttpRequest) -> bool:
         return request.user.is_superuser
 
     def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return request.user.is_superuser
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return request.user.is_superuser
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return request.user.is_superuser
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return request.user.is_superuser
 
 

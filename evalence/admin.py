@@ -12,6 +12,19 @@ from django.http import HttpRequest
 from django.urls import URLPattern
 
 
+class SuperuserWritesMixin:
+    """For global models (people, groups): only superusers add, change or delete them."""
+
+    def has_add_permission(self, request: HttpRequest, *args: Any) -> bool:
+        return request.user.is_superuser
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return request.user.is_superuser
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return request.user.is_superuser
+
+
 class TenantAdmin(admin.ModelAdmin):
     """Use for every TenantModel. Global rows (organization NULL) are read-only to non-superusers."""
 

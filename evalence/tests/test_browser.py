@@ -98,3 +98,13 @@ def test_a_new_api_key_secret_is_shown_once(page: Any, live_server: Any, admin_u
     page.reload()
     assert page.locator("#new-key-secret").count() == 0
     assert "browser-ci" in page.content()
+
+
+def test_the_api_docs_load_without_a_request_leaving_the_machine(page: Any, live_server: Any) -> None:
+    requested: list[str] = []
+    page.on("request", lambda request: requested.append(request.url))
+    page.goto(f"{live_server.url}/api/docs/")
+    page.wait_for_selector("text=/api/v1/accounts/api-keys/", timeout=15000)
+    assert requested, "the page made no requests at all"
+    elsewhere = [url for url in requested if not url.startswith(live_server.url) and not url.startswith("data:")]
+    assert not elsewhere, f"/api/docs/ fetched from other hosts: {elsewhere}"
