@@ -7,7 +7,7 @@ from typing import Any
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
-from evalence.tenancy import SESSION_ORG_KEY, group_name
+from evalence.tenancy import SESSION_ORG_KEY, active_membership, group_name
 
 
 class TenantConsumer(AsyncJsonWebsocketConsumer):
@@ -36,15 +36,8 @@ class TenantConsumer(AsyncJsonWebsocketConsumer):
             await self.channel_layer.group_discard(group, self.channel_name)
 
     def _membership(self) -> Any:
-        from accounts.models import Membership
-
-        user = self.scope.get("user")
-        if user is None or not user.is_authenticated:
-            return None
         session = self.scope.get("session") or {}
-        memberships = Membership.objects.filter(user=user).select_related("organization").order_by("created_at")
-        wanted = session.get(SESSION_ORG_KEY)
-        return (memberships.filter(organization_id=wanted).first() if wanted else None) or memberships.first()
+        return active_membership(self.scope.get("user"), session.get(SESSION_ORG_KEY))
 
     def authorize(self, membership: Any) -> bool:
         """Check the object in the URL belongs to the membership's organization (override; sync, may query)."""

@@ -60,20 +60,23 @@ class TenantModel(models.Model):
         abstract = True
 
 
-def resolve_session_membership(request: HttpRequest) -> Membership | None:
-    """The signed-in user's active membership: the one chosen in the switcher, else their first."""
-    user = getattr(request, "user", None)
+def active_membership(user: Any, wanted_organization_id: Any = None) -> Membership | None:
+    """The user's active membership: the organization chosen in the switcher, else their first."""
     if user is None or not user.is_authenticated:
         return None
     from accounts.models import Membership
 
     memberships = Membership.objects.filter(user=user).select_related("organization").order_by("created_at")
-    wanted = request.session.get(SESSION_ORG_KEY) if hasattr(request, "session") else None
-    if wanted:
-        chosen = memberships.filter(organization_id=wanted).first()
+    if wanted_organization_id:
+        chosen = memberships.filter(organization_id=wanted_organization_id).first()
         if chosen is not None:
             return chosen
     return memberships.first()
+
+
+def resolve_session_membership(request: HttpRequest) -> Membership | None:
+    session = getattr(request, "session", None)
+    return active_membership(getattr(request, "user", None), session.get(SESSION_ORG_KEY) if session else None)
 
 
 def activate_organization(request: HttpRequest, organization: Organization) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.db import models
-from rest_framework import mixins, viewsets
+from rest_framework import viewsets
 from rest_framework.exceptions import PermissionDenied
 from rest_framework.request import Request
 from rest_framework.views import APIView
@@ -94,5 +94,4 @@ __all__ = [
     "TenantReadOnlyViewSet",
     "TenantViewSetMixin",
     "bind_organization",
-    "mixins",
 ]
