@@ -7,6 +7,7 @@ channel layer. With DEBUG=false the secure settings are on and missing productio
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from django.core.exceptions import ImproperlyConfigured
@@ -257,6 +258,11 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "SCHEMA_PATH_PREFIX": r"/api/v1",
     "COMPONENT_SPLIT_REQUEST": True,
+    # Several models have a `status` field with different choices: name each enum after its meaning.
+    "ENUM_NAME_OVERRIDES": {
+        "JobStatusEnum": "evalence.jobs.JobStatus",
+        "SubmissionStatusEnum": "promptbank.choices.SubmissionStatus",
+    },
 }
 
 # --- Email (invitations). Console by default; set EMAIL_URL for SMTP. ---
@@ -298,3 +304,21 @@ API_KEY_LAST_USED_RESOLUTION_S = env.int("API_KEY_LAST_USED_RESOLUTION_S", defau
 INVITATION_TTL_DAYS = env.int("INVITATION_TTL_DAYS", default=7)
 TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
 CSRF_FAILURE_VIEW = "evalence.errors.csrf_failure"
+
+# --- Prompt bank ---
+# Uploaded import files are stored here until their ingestion run has read them.
+PROMPTBANK_UPLOAD_DIR = Path(env.str("PROMPTBANK_UPLOAD_DIR", default=str(Path(str(MEDIA_ROOT)) / "imports")))
+PROMPTBANK_MAX_UPLOAD_BYTES = env.int("PROMPTBANK_MAX_UPLOAD_BYTES", default=200 * 1024 * 1024)
+# Multipart uploads to these API paths may be larger than API_MAX_BODY_BYTES (they stream to disk, not memory).
+API_UPLOAD_LIMITS = {"/api/v1/promptbank/imports/": PROMPTBANK_MAX_UPLOAD_BYTES}
+# A folder watched by a scheduled job: files dropped here are imported into the global bank (or the organization
+# named by a sub-folder with its slug), then moved to `processed/` or `failed/` beside them.
+PROMPTBANK_DROP_DIR = env.str("PROMPTBANK_DROP_DIR", default="")
+# HTTP JSON feeds polled by the scheduled job: `URL` or `URL|org-slug`, comma-separated.
+PROMPTBANK_FEED_URLS = env.list("PROMPTBANK_FEED_URLS", default=[])
+PROMPTBANK_FEED_TIMEOUT_S = env.float("PROMPTBANK_FEED_TIMEOUT_S", default=30.0)
+PROMPTBANK_POLL_INTERVAL_S = env.int("PROMPTBANK_POLL_INTERVAL_S", default=300)
+PROMPTBANK_BATCH_SIZE = env.int("PROMPTBANK_BATCH_SIZE", default=500)
+# Near-duplicate threshold: estimated Jaccard similarity of character shingles at or above which a prompt is a
+# near duplicate of an earlier one.
+PROMPTBANK_NEAR_DUPLICATE_THRESHOLD = env.float("PROMPTBANK_NEAR_DUPLICATE_THRESHOLD", default=0.8)
