@@ -44,15 +44,23 @@ class ApiBodyLimitMiddleware:
                 length = int(request.headers.get("Content-Length") or 0)
             except ValueError:
                 length = 0
-            if length > settings.API_MAX_BODY_BYTES:
+            limit = self.limit_for(request)
+            if length > limit:
                 from evalence.errors import error_response
 
                 return error_response(
-                    413,
-                    "payload_too_large",
-                    f"Request body is {length} bytes; the limit is {settings.API_MAX_BODY_BYTES} bytes.",
+                    413, "payload_too_large", f"Request body is {length} bytes; the limit is {limit} bytes."
                 )
         return self.get_response(request)
+
+    @staticmethod
+    def limit_for(request: HttpRequest) -> int:
+        """File uploads (multipart, streamed to disk) to the paths in API_UPLOAD_LIMITS get their own, larger limit."""
+        if request.content_type == "multipart/form-data":
+            for prefix, limit in settings.API_UPLOAD_LIMITS.items():
+                if request.path.startswith(prefix):
+                    return limit
+        return settings.API_MAX_BODY_BYTES
 
 
 class ActiveOrganizationMiddleware:

@@ -16,6 +16,7 @@ restrict_rq_dashboard_to_superusers()
 api_v1 = [
     path("", api_root, name="root"),
     path("accounts/", include("accounts.api.urls")),
+    path("promptbank/", include(("promptbank.api.urls", "promptbank"), namespace="promptbank")),
 ]
 
 urlpatterns = [
