@@ -1,5 +1,6 @@
 """Websocket routes of every app, gathered in one list for the ASGI router."""
 
 from accounts.routing import websocket_urlpatterns as accounts_ws
+from promptbank.routing import websocket_urlpatterns as promptbank_ws
 
-websocket_urlpatterns = [*accounts_ws]
+websocket_urlpatterns = [*accounts_ws, *promptbank_ws]

@@ -1,4 +1,5 @@
-"""The product's sections, for the navigation and the section landing pages until each section's issue lands."""
+"""The product's sections still served by a landing page, until each section's issue lands (the prompt bank has its
+own pages: `promptbank.views`)."""
 
 from __future__ import annotations
 
@@ -24,17 +25,6 @@ SECTIONS = (
             "Firewall traffic over time, stacked by decision",
             "Threats by type and severity, and latency percentiles",
             "Attack success rate by category for every target",
-        ),
-    ),
-    Section(
-        "promptbank",
-        "Prompt bank",
-        "promptbank:index",
-        "A curated, versioned bank of attack and benign prompts, fed by imports, submissions and findings.",
-        (
-            "Browse and filter prompts",
-            "Import files through the ingestion pipeline",
-            "Review submissions and cut releases",
         ),
     ),
     Section(
