@@ -61,7 +61,11 @@ def existing_prompts(organization: Organization | None, hashes: Iterable[str]) -
     # Looked up by hash alone, so the database uses the hash index (with the scope in the WHERE clause SQLite scans
     # every global row); rows of other organizations are dropped here and never leave this function.
     scope = {None, organization.pk if organization is not None else None}
-    rows = Prompt.objects.filter(normalized_hash__in=hashes).values_list("normalized_hash", "id", "organization_id")
+    rows = (
+        Prompt.objects.filter(normalized_hash__in=hashes)
+        .order_by()
+        .values_list("normalized_hash", "id", "organization_id")
+    )
     for digest, prompt_id, org_id in rows:
         if org_id in scope and (digest not in found or org_id is not None):
             found[digest] = prompt_id
@@ -72,7 +76,7 @@ Fingerprint = tuple[int, datetime | None]
 
 
 def fingerprint(organization: Organization | None) -> Fingerprint:
-    row = Prompt.objects.filter(scope_q(organization)).aggregate(n=Count("id"), latest=Max("created_at"))
+    row = Prompt.objects.filter(scope_q(organization)).order_by().aggregate(n=Count("id"), latest=Max("created_at"))
     return row["n"], row["latest"]
 
 
@@ -97,7 +101,7 @@ def build_index(organization: Organization | None) -> minhash.LSHIndex:
         index.add(ids, np.stack(sigs))
     for start in range(0, len(missing), LOAD_CHUNK):
         chunk = missing[start : start + LOAD_CHUNK]
-        texts = dict(Prompt.objects.filter(id__in=chunk).values_list("id", "text"))
+        texts = dict(Prompt.objects.filter(id__in=chunk).order_by().values_list("id", "text"))
         keys = [pk for pk in chunk if pk in texts]
         index.add(keys, minhash.signatures([normalize_text(texts[pk]).normalized.casefold() for pk in keys]))
     return index
@@ -247,5 +251,5 @@ def find_near_duplicates(scope: ScopeIndex, queries: list[NearDuplicateQuery], t
 def _normalized_texts(ids: set[uuid.UUID]) -> dict[uuid.UUID, str]:
     if not ids:
         return {}
-    rows = Prompt.objects.filter(id__in=list(ids)).values_list("id", "text")
+    rows = Prompt.objects.filter(id__in=list(ids)).order_by().values_list("id", "text")
     return {pk: normalize_text(text).normalized.casefold() for pk, text in rows}

@@ -21,13 +21,13 @@ from datetime import datetime
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from accounts.models import Organization, User
 from evalence.errors import ValidationFailed
 from promptbank.choices import DEFAULT_SEVERITY
-from promptbank.models import IngestionRun, Prompt
+from promptbank.models import IngestionRun, Prompt, PromptVersion
 from promptbank.pipeline import dedup, minhash, store
 from promptbank.pipeline.classify import classify
 from promptbank.pipeline.normalize import text_hash
@@ -38,6 +38,7 @@ from promptbank.pipeline.tagging import tag
 from promptbank.pipeline.validate import Rejected, ValidRecord, validate_record
 
 MAX_ERRORS = 1000
+ANALYZE_AFTER = 5000  # stored prompts after which (and at each doubling) PostgreSQL's statistics are refreshed
 ACCEPTED, DUPLICATE, NEAR_DUPLICATE, REJECTED = "accepted", "duplicate", "near_duplicate", "rejected"
 
 
@@ -151,6 +152,8 @@ class _Pipeline:
         skip = self.run.lines_done if self.run is not None else 0
         created: list[uuid.UUID] = []
         with dedup.scope_index(self.organization) as scope:
+            start_rows = scope.fingerprint[0] if scope.fingerprint else 0
+            next_analyze = max(ANALYZE_AFTER, start_rows)  # once the table has doubled, then at each doubling
             for batch in _batches(records, self.batch_size, skip):
                 delta, stored = self._batch(batch, scope, result)
                 outcomes = result.outcomes
@@ -158,6 +161,9 @@ class _Pipeline:
                 result = result.plus(delta)
                 result.outcomes = outcomes
                 created += stored
+                if len(created) >= next_analyze:
+                    _refresh_statistics()
+                    next_analyze = 2 * (start_rows + len(created)) - start_rows
                 if self.on_batch is not None:
                     self.on_batch(result)
         if created:
@@ -332,6 +338,18 @@ class _Pipeline:
         IngestionRun.objects.filter(pk=run.pk).update(**values)
         for name, value in values.items():
             setattr(run, name, value)
+
+
+def _refresh_statistics() -> None:
+    """PostgreSQL plans with the statistics it has: a table that grew from empty to thousands of rows in one import
+    still looks empty until autovacuum analyzes it, and the hash lookups of every batch turn into full scans. So an
+    ingest that has more than doubled what was there refreshes them itself (ANALYZE samples; it takes milliseconds)."""
+    if connection.vendor != "postgresql":
+        return
+    quote = connection.ops.quote_name
+    with connection.cursor() as cursor:
+        for model in (Prompt, PromptVersion):
+            cursor.execute(f"ANALYZE {quote(model._meta.db_table)}")
 
 
 def _batches(records: Iterable[tuple[int, Any]], size: int, skip: int) -> Iterator[list[tuple[int, Any]]]:

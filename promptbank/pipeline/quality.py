@@ -7,8 +7,8 @@ is rejected for a low one.
   8,000 characters, then easing to 0.7 at the 20,000 limit (very long prompts are mostly padding and cost tokens);
 - specificity: distinct words (1 at 20 or more, so a bare "hi" scores low) times the share of letters among the
   non-space characters (0.5 weight, so a base64 or emoji payload is not zeroed out: it can be a real attack);
-- novelty: 1 - the highest similarity to a prompt already in the bank (or earlier in the same import); 1 when LSH
-  found no candidate at all;
+- novelty: 1 - the similarity to the closest prompt already in the bank (or earlier in the same import), as the
+  dedup stage measured it; 1 when no prompt came near (no LSH candidate with an estimated similarity of 0.5);
 - confidence: how sure the label and category are: 1 when the source gave them, the classifier's confidence when
   the pipeline filled the category in.
 """

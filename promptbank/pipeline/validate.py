@@ -24,7 +24,7 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from promptbank.choices import Category, Label, Severity
@@ -113,7 +113,6 @@ class ValidRecord:
     license: str
     variant_of_id: uuid.UUID | None = None
     mutator: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def _pick(record: Mapping[str, Any], name: str) -> Any:
