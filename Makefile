@@ -96,6 +96,7 @@ serve: install ## Production server: collectstatic, migrate, gunicorn + uvicorn 
 worker: install ## RQ worker on the default, testing and pipeline queues (needs REDIS_URL)
 	@$(PY) manage.py shell --no-imports -c "from django.conf import settings; raise SystemExit(0 if settings.REDIS_URL else \
 	  'make worker: REDIS_URL is not set. Without Redis, jobs run inside the web process and no worker is needed.')"
+	$(PY) manage.py promptbank_import --schedule
 	exec $(PY) manage.py rqworker default testing pipeline --with-scheduler
 
 .PHONY: bench

@@ -12,6 +12,8 @@ case "${1:-web}" in
     exec gunicorn evalence.asgi:application -c deploy/gunicorn.conf.py
     ;;
   worker)
+    # Start (or join) the schedule that polls the prompt bank's drop folder and feeds; idempotent across workers.
+    python manage.py promptbank_import --schedule || echo "worker: could not schedule the prompt-bank poll" >&2
     exec python manage.py rqworker default testing pipeline --with-scheduler
     ;;
   migrate)

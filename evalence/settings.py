@@ -319,6 +319,6 @@ PROMPTBANK_FEED_URLS = env.list("PROMPTBANK_FEED_URLS", default=[])
 PROMPTBANK_FEED_TIMEOUT_S = env.float("PROMPTBANK_FEED_TIMEOUT_S", default=30.0)
 PROMPTBANK_POLL_INTERVAL_S = env.int("PROMPTBANK_POLL_INTERVAL_S", default=300)
 PROMPTBANK_BATCH_SIZE = env.int("PROMPTBANK_BATCH_SIZE", default=500)
-# Near-duplicate threshold: estimated Jaccard similarity of character shingles at or above which a prompt is a
-# near duplicate of an earlier one.
+# Near-duplicate threshold (0-1): a prompt whose similarity to an earlier one (MinHash/LSH finds the candidates; close
+# calls are checked exactly on character shingles and words) reaches it is stored as that prompt's near duplicate.
 PROMPTBANK_NEAR_DUPLICATE_THRESHOLD = env.float("PROMPTBANK_NEAR_DUPLICATE_THRESHOLD", default=0.8)

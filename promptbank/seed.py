@@ -21,8 +21,9 @@ from django.conf import settings
 from evalence.errors import ApplicationError
 from evalence.jobs import JobStatus, run_job_row
 from promptbank.choices import IngestionFormat, IngestionSource
-from promptbank.models import IngestionRun
+from promptbank.models import BankRelease, IngestionRun
 from promptbank.pipeline import ingest_records, read_records
+from promptbank.services import release_create
 
 if TYPE_CHECKING:
     from accounts.management.commands.seed_demo import DemoContext
@@ -97,3 +98,7 @@ def run(demo: DemoContext) -> None:
         f"promptbank: global bank seeded from {SEED_FILE.name}: {counts['accepted']} new, "
         f"{counts['near_duplicates']} near duplicates, {counts['duplicates']} already there"
     )
+    # A first release of the global bank, so suites and exports have a version to pin from the start.
+    if not BankRelease.objects.filter(organization__isnull=True).exists():
+        release = release_create(organization=None, bump="major", notes="The shipped seed bank.", actor=None)
+        demo.say(f"promptbank: global release {release.version} with {release.prompt_count} prompts")
