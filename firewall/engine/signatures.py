@@ -1,0 +1,233 @@
+"""Signature rules: curated regular expressions with ids, threat types, severities and weights, compiled once.
+
+The built-in set below ships with the product; tenants' and curators' own rules (`Signature` rows) are compiled the
+same way into a `SignatureSet`. Rules run on every candidate view of the input (the normalized text and each decoded
+payload), so a rule written for plain text also catches its base64, hex or rot13 form.
+
+Rules must stay linear-time: bounded gaps (`.{0,40}`, `(?:\\W+\\w+){0,4}`), no nested unbounded quantifiers. Every
+rule is tested against attacks and against the bank's benign prompts, which include hard negatives ("act as a
+travel guide", "repeat the request word for word", "reset my password").
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from firewall.engine.types import Candidate, Finding, Severity, Span, ThreatType
+
+DETECTOR = "signatures"
+MAX_EVIDENCE_CHARS = 160
+
+
+@dataclass(frozen=True, slots=True)
+class SignatureRule:
+    rule_id: str
+    pattern: str
+    threat_type: ThreatType
+    severity: Severity
+    weight: float  # the score a match gives, in (0, 1]
+    description: str = ""
+
+
+_W = r"(?:\W+\w+)"  # one more word after a separator
+
+BUILTIN_RULES: tuple[SignatureRule, ...] = (
+    SignatureRule(
+        "PI-001",
+        rf"\b(?:ignore|disregard|forget|skip|override|bypass|drop)\b{_W}{{0,4}}?\W+(?:previous|prior|above|earlier|"
+        rf"preceding|initial|original|all|any|your|the|my|these|those)\b{_W}{{0,3}}?\W+(?:instructions?|prompts?|"
+        r"rules|directions|directives|guidelines|commands|context|constraints)\b",
+        ThreatType.PROMPT_INJECTION,
+        Severity.HIGH,
+        0.9,
+        "Asks the model to ignore its previous instructions.",
+    ),
+    SignatureRule(
+        "PI-002",
+        r"\b(?:new|updated|revised|real|actual|true)\s+(?:instructions?|rules|system\s+prompt|directives?)\s*(?::|-|are\b|is\b)",
+        ThreatType.PROMPT_INJECTION,
+        Severity.MEDIUM,
+        0.6,
+        "Announces replacement instructions.",
+    ),
+    SignatureRule(
+        "PI-003",
+        r"(?:^|\n|\s)(?:\[|<|\{|#{2,3}\s*)\s*(?:system|developer|admin|root)\s*(?:\]|>|\}|:)\s*(?:\S)|<\|im_start\|>\s*system",
+        ThreatType.PROMPT_INJECTION,
+        Severity.HIGH,
+        0.75,
+        "Fakes a system or developer message inside user content.",
+    ),
+    SignatureRule(
+        "PI-004",
+        r"\b(?:stop|cease|quit)\s+(?:being|acting\s+as)\s+(?:an?\s+)?(?:ai|assistant|chatbot|language\s+model)\b|"
+        r"\byou\s+are\s+no\s+longer\s+(?:an?\s+)?(?:ai|assistant|chatgpt|bound|restricted)\b",
+        ThreatType.PROMPT_INJECTION,
+        Severity.MEDIUM,
+        0.7,
+        "Tells the model to drop its assistant role.",
+    ),
+    SignatureRule(
+        "SPL-001",
+        rf"\b(?:reveal|show|print|repeat|output|display|dump|leak|disclose|tell\s+me|give\s+me|what\s+(?:is|are|was|were))"
+        rf"\b{_W}{{0,5}}?\W+(?:system|initial|original|hidden|secret|internal|developer|pre-?prompt)\s+"
+        r"(?:prompt|instructions?|message|rules|configuration)",
+        ThreatType.SYSTEM_PROMPT_LEAK,
+        Severity.HIGH,
+        0.85,
+        "Asks for the system prompt or hidden instructions.",
+    ),
+    SignatureRule(
+        "SPL-002",
+        r"\b(?:repeat|print|output|copy|echo)\b.{0,30}\b(?:text|words|everything|all|content)\s+(?:above|before\s+this)\b",
+        ThreatType.SYSTEM_PROMPT_LEAK,
+        Severity.MEDIUM,
+        0.7,
+        "Asks the model to repeat what came before the user's message.",
+    ),
+    SignatureRule(
+        "JB-001",
+        r"\bdo\s+anything\s+now\b|\bDAN\s+(?:mode|prompt|jailbreak)\b|\bact\s+as\s+(?:a\s+)?DAN\b|\byou\s+are\s+(?:now\s+)?DAN\b",
+        ThreatType.JAILBREAK,
+        Severity.HIGH,
+        0.9,
+        "The DAN jailbreak family.",
+    ),
+    SignatureRule(
+        "JB-002",
+        r"\b(?:developer|dev|god|jailbreak|jailbroken|unrestricted|uncensored|evil|chaos|opposite)\s+mode\b",
+        ThreatType.JAILBREAK,
+        Severity.HIGH,
+        0.75,
+        "Switches the model into an unrestricted 'mode'.",
+    ),
+    SignatureRule(
+        "JB-003",
+        r"\b(?:without|free\s+(?:of|from)|no|not\s+bound\s+by|ignor(?:e|ing)|bypass(?:ing)?)\s+(?:any\s+|all\s+)?"
+        r"(?:of\s+(?:the\s+|your\s+)?)?(?:restrictions|filters|filtering|censorship|moral(?:s|ity)?|ethic(?:s|al\s+"
+        r"(?:guidelines|constraints|principles))|content\s+polic(?:y|ies)|safety\s+(?:guidelines|measures|protocols))\b",
+        ThreatType.JAILBREAK,
+        Severity.MEDIUM,
+        0.65,
+        "Asks for answers without restrictions, filters or ethics.",
+    ),
+    SignatureRule(
+        "JB-004",
+        r"\b(?:stay|remain|staying)\s+in\s+character\b|\bbreak(?:ing)?\s+character\b|\bcharacter\s+break\b",
+        ThreatType.JAILBREAK,
+        Severity.MEDIUM,
+        0.6,
+        "Pins the model to a role-play persona.",
+    ),
+    SignatureRule(
+        "JB-005",
+        r"\b(?:pretend|imagine|act\s+as\s+if)\s+(?:to\s+be\s+|that\s+)?(?:you\s+are|you're|you\s+have)\b.{0,60}?"
+        r"\b(?:no\s+(?:rules|limits|restrictions|filters|guidelines)|unfiltered|unrestricted|uncensored|amoral|evil)\b",
+        ThreatType.JAILBREAK,
+        Severity.HIGH,
+        0.8,
+        "A persona defined by having no rules.",
+    ),
+    SignatureRule(
+        "JB-006",
+        r"\b(?:openai|anthropic|google|meta)(?:'s)?\s+(?:content\s+)?polic(?:y|ies)\b.{0,80}?\b(?:ignore|disregard|"
+        r"don't\s+apply|do\s+not\s+apply|no\s+longer|bypass)\b",
+        ThreatType.JAILBREAK,
+        Severity.HIGH,
+        0.75,
+        "Declares the vendor's content policy void.",
+    ),
+    SignatureRule(
+        "DE-001",
+        r"\b(?:dump|exfiltrate|leak|expose|reveal|extract)\b.{0,40}?\b(?:passwords?|credentials|api[\s_-]?keys?|"
+        r"secret\s+keys?|access\s+tokens?|private\s+keys?|database|user\s+(?:data|records)|customer\s+(?:data|records))\b",
+        ThreatType.DATA_EXTRACTION,
+        Severity.HIGH,
+        0.8,
+        "Asks to dump credentials or stored data.",
+    ),
+    SignatureRule(
+        "EO-001",
+        r"\b(?:decode|decipher|decrypt|reverse|unscramble|translate)\b.{0,50}?\b(?:base64|hex|rot13|rot-13|caesar|"
+        r"cipher|binary|reversed)\b.{0,80}?\b(?:follow|execute|obey|do\s+(?:what|as)|carry\s+out|act\s+on)\b",
+        ThreatType.ENCODING_OBFUSCATION,
+        Severity.HIGH,
+        0.8,
+        "Asks the model to decode a payload and act on it.",
+    ),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class _Compiled:
+    rule: SignatureRule
+    regex: re.Pattern[str]
+
+
+class SignatureSet:
+    """Rules compiled once; `scan` runs them over candidate views and returns one finding per matching rule."""
+
+    def __init__(self, rules: Iterable[SignatureRule]):
+        compiled = []
+        seen: set[str] = set()
+        for rule in rules:
+            if rule.rule_id in seen:
+                raise ValueError(f"duplicate signature id {rule.rule_id}")
+            if not 0.0 < rule.weight <= 1.0:
+                raise ValueError(f"{rule.rule_id}: weight must be in (0, 1], got {rule.weight}")
+            seen.add(rule.rule_id)
+            try:
+                regex = re.compile(rule.pattern, re.IGNORECASE)
+            except re.error as exc:
+                raise ValueError(f"{rule.rule_id}: invalid pattern: {exc}") from None
+            compiled.append(_Compiled(rule, regex))
+        self._compiled = tuple(compiled)
+
+    def __len__(self) -> int:
+        return len(self._compiled)
+
+    @property
+    def rule_ids(self) -> list[str]:
+        return [c.rule.rule_id for c in self._compiled]
+
+    def scan(self, candidates: Iterable[Candidate]) -> list[Finding]:
+        """Each rule reports once: at its first match on the first view (normalized text first) where it matches."""
+        findings: list[Finding] = []
+        reported: set[str] = set()
+        for candidate in candidates:
+            for item in self._compiled:
+                if item.rule.rule_id in reported:
+                    continue
+                match = item.regex.search(candidate.text)
+                if match is None:
+                    continue
+                reported.add(item.rule.rule_id)
+                evidence = match.group(0).strip()[:MAX_EVIDENCE_CHARS]
+                if candidate.view != "normalized":
+                    evidence = f"{candidate.view}: {evidence}"
+                findings.append(
+                    Finding(
+                        detector=DETECTOR,
+                        score=item.rule.weight,
+                        threat_type=item.rule.threat_type,
+                        severity=item.rule.severity,
+                        evidence=[evidence],
+                        spans=[Span(match.start(), match.end())] if candidate.view == "normalized" else [],
+                        rule_id=item.rule.rule_id,
+                        view=candidate.view,
+                    )
+                )
+        return findings
+
+
+_builtin: SignatureSet | None = None
+
+
+def builtin_signatures() -> SignatureSet:
+    """The shipped rule set, compiled on first use and shared by every evaluation in the process."""
+    global _builtin
+    if _builtin is None:
+        _builtin = SignatureSet(BUILTIN_RULES)
+    return _builtin
