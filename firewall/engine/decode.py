@@ -1,0 +1,214 @@
+"""Decoded-candidate expansion: the payloads an attacker hid in encodings, so the detectors can scan them too.
+
+`expand` returns the normalized text (view "normalized", depth 0) and then, breadth first, what the decoders recover
+from it; each decoded candidate is expanded again up to `max_depth`, and its view records the chain ("base64>rot13":
+rot13 of a base64 payload). Every decoded text is normalized again (a payload may carry its own zero-width characters
+or homoglyphs). When a text holds several payloads of one encoding they are joined into one candidate.
+
+Decoders, and the rule that keeps each from decoding ordinary text:
+
+- ``base64`` (standard or URL-safe alphabet, chosen per run): runs of at least 16 base64 characters;
+- ``hex``: at least 8 byte pairs (16 digits), optionally separated by one space, comma, colon or semicolon, or
+  prefixed by ``\\x`` or ``0x``;
+- ``url``: at least 3 ``%xx`` escapes in the text;
+  a base64, hex or URL payload is kept only if the decoded bytes look like text: valid UTF-8 for the most part
+  (at most 5% control or replacement characters) and at least half of its non-space characters letters, so that
+  long words, numbers, UUIDs, hashes and colours decode to nothing;
+- ``rot13``: words whose rot13 is a common English word ("gur" -> "the") are counted as gained; words that already
+  are common words are counted as lost. rot13 is applied when at least 2 words are gained and, between the first and
+  the last gained word, gained words outnumber lost ones (so a rot13 payload inside an English sentence is found,
+  while the odd abbreviation, "BA" or "GB", is not);
+- ``leet``: applied when at least 2 words look like leetspeak (at least 2 letters and a digit or ``@``/``$``, every
+  digit one of 0 1 3 4 5 7), they are at least 30% of the words with letters, and at least one has a leet character
+  between two letters ("pr3v10us": "mp3" or "Win10" alone are not leetspeak). ``11`` reads as "ll" and a lone ``1``
+  as "i" (a doubled "i" is rare in English).
+
+Bounds: linear-time regexes (no nested quantifiers), at most `max_candidates` candidates, at most `max_total_chars`
+decoded characters in all (a payload larger than what remains is decoded only as far as it fits), and ratios measured
+on a bounded sample.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from collections.abc import Callable, Iterable
+from urllib.parse import unquote, unquote_plus
+
+from firewall.engine.normalize import normalize
+from firewall.engine.types import Candidate
+
+_SAMPLE = 4096  # characters of a decoded text examined by the looks-like-text test
+
+_BASE64_RE = re.compile(r"[A-Za-z0-9+/_-]{16,}={0,2}")
+# Each separator can be read one way only ("(?:, ?|[ :;])", not "[ ,]? ?"), so a failed match cannot backtrack
+# exponentially.
+_HEX_RE = re.compile(r"(?:\\x|0x)?[0-9A-Fa-f]{2}(?:(?:, ?|[ :;])?(?:\\x|0x)?[0-9A-Fa-f]{2}){7,}")
+_HEX_PAIR_RE = re.compile(r"(?:\\x|0x)?([0-9A-Fa-f]{2})")
+_URL_ESCAPE_RE = re.compile(r"%[0-9A-Fa-f]{2}")
+_URL_SCAN = 4096  # characters searched for the three escapes that make a text URL-encoded
+_BAD_CHAR_RE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ufffd]")
+_LETTER_RE = re.compile(r"[^\W\d_]")
+_NON_SPACE_RE = re.compile(r"\S")
+_ASCII_WORD_RE = re.compile(r"[A-Za-z]+")
+_LEET_TOKEN_RE = re.compile(r"[A-Za-z0-9@$]+")
+
+_ROT13 = str.maketrans(
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz", "NOPQRSTUVWXYZABCDEFGHIJKLMnopqrstuvwxyzabcdefghijklm"
+)
+_STOP_WORDS = frozenset((  # common English words, for telling rot13 text from English
+    "the", "and", "to", "of", "in", "is", "you", "that", "it", "for", "on", "with", "as", "are", "be", "this", "your",
+    "all", "me", "my", "what", "how", "not", "or", "if", "do", "we", "an", "at", "by", "from", "have", "can", "now",
+    "no", "any", "was", "will", "just", "then", "them", "they", "he", "she", "his", "her", "our", "its", "into",
+    "about", "there", "their", "should", "would", "could", "must", "only", "also", "but", "so",
+))  # fmt: skip
+# Words whose rot13 is a common word but which are not common words themselves ("be" and "or" swap into each other).
+_ROT13_OF_STOP_WORDS = frozenset(word.translate(_ROT13) for word in _STOP_WORDS) - _STOP_WORDS
+_LEET = str.maketrans({"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "@": "a", "$": "s"})
+_LEET_CHARS = frozenset("013457@$")
+# A letter next to a leet character: the cheap test that lets almost every text skip the leet word-by-word check.
+_LEET_HINT_RE = re.compile(r"[A-Za-z][013457@$]|[013457@$][A-Za-z]")
+_UNMAPPED_DIGITS = frozenset("2689")
+
+
+def expand(
+    normalized_text: str,
+    *,
+    extra: Iterable[str] = (),
+    max_depth: int = 2,
+    max_candidates: int = 16,
+    max_total_chars: int = 50_000,
+) -> list[Candidate]:
+    """The normalized text followed by the payloads decoded from it (see the module docstring for rules and bounds).
+
+    `extra` holds payloads recovered elsewhere, such as `Normalized.tag_payload`: each becomes a depth-1 candidate with
+    view "unicode_tags" and is expanded like a decoded payload.
+    """
+    candidates = [Candidate(normalized_text, "normalized", 0)]
+    seen = {normalized_text}
+    budget = max_total_chars
+
+    def add(text: str, view: str, depth: int) -> None:
+        nonlocal budget
+        text = normalize(text[:budget]).text
+        if text and text not in seen and len(candidates) < max_candidates:
+            seen.add(text)
+            budget -= len(text)
+            candidates.append(Candidate(text, view, depth))
+
+    if max_depth >= 1:
+        for payload in extra:
+            if payload and budget > 0:
+                add(payload, "unicode_tags", 1)
+    index = 0
+    while index < len(candidates) and len(candidates) < max_candidates and budget > 0:
+        parent = candidates[index]
+        index += 1
+        if parent.depth >= max_depth:
+            continue
+        for name, decoder in _DECODERS:
+            if len(candidates) >= max_candidates or budget <= 0:
+                break
+            decoded = decoder(parent.text, budget)
+            if decoded:
+                view = name if parent.view == "normalized" else f"{parent.view}>{name}"
+                add(decoded, view, parent.depth + 1)
+    return candidates
+
+
+def _looks_like_text(text: str) -> bool:
+    """Whether decoded bytes are a message rather than the noise an ordinary word or number decodes to."""
+    sample = text[:_SAMPLE]
+    if len(sample.strip()) < 4:
+        return False
+    if len(_BAD_CHAR_RE.findall(sample)) > 0.05 * len(sample):
+        return False
+    return len(_LETTER_RE.findall(sample)) >= 0.5 * len(_NON_SPACE_RE.findall(sample))
+
+
+def _decode_base64(text: str, budget: int) -> str:
+    pieces: list[str] = []
+    for match in _BASE64_RE.finditer(text):
+        run = match.group().rstrip("=")
+        urlsafe = "-" in run or "_" in run
+        if urlsafe and ("+" in run or "/" in run):
+            continue  # two alphabets mixed: not base64
+        run = run[: (budget * 4 // 3) // 4 * 4 + 4]  # decode no more than the budget can take
+        if len(run) % 4 == 1:
+            run = run[:-1]
+        run += "=" * (-len(run) % 4)
+        try:
+            data = base64.urlsafe_b64decode(run) if urlsafe else base64.b64decode(run, validate=True)
+        except (binascii.Error, ValueError):
+            continue
+        decoded = data.decode("utf-8", errors="replace")
+        if _looks_like_text(decoded):
+            pieces.append(decoded)
+            budget -= len(decoded)
+            if budget <= 0:
+                break
+    return " ".join(pieces)
+
+
+def _decode_hex(text: str, budget: int) -> str:
+    pieces: list[str] = []
+    for match in _HEX_RE.finditer(text):
+        digits = "".join(_HEX_PAIR_RE.findall(match.group()[: budget * 6]))[: budget * 2]
+        decoded = bytes.fromhex(digits).decode("utf-8", errors="replace")
+        if _looks_like_text(decoded):
+            pieces.append(decoded)
+            budget -= len(decoded)
+            if budget <= 0:
+                break
+    return " ".join(pieces)
+
+
+def _decode_url(text: str, budget: int) -> str:
+    if len(_URL_ESCAPE_RE.findall(text, 0, _URL_SCAN)) < 3:
+        return ""
+    # Form encoding writes spaces as "+": read it that way when the text has no spaces of its own.
+    decoded = (unquote if " " in text else unquote_plus)(text[: budget * 3], errors="replace")
+    return decoded if decoded != text and _looks_like_text(decoded) else ""
+
+
+def _decode_rot13(text: str, budget: int) -> str:
+    words = _ASCII_WORD_RE.findall(text.lower())
+    gained_at = [position for position, word in enumerate(words) if word in _ROT13_OF_STOP_WORDS]
+    if len(gained_at) < 2:
+        return ""
+    lost = sum(1 for word in words[gained_at[0] : gained_at[-1] + 1] if word in _STOP_WORDS)
+    return text[:budget].translate(_ROT13) if len(gained_at) > lost else ""
+
+
+def _is_leet_word(token: str) -> bool:
+    if not any(ch in _LEET_CHARS for ch in token) or any(ch in _UNMAPPED_DIGITS for ch in token):
+        return False
+    return sum(ch.isalpha() for ch in token) >= 2
+
+
+def _has_inner_leet(token: str) -> bool:
+    return any(
+        token[i] in _LEET_CHARS and token[i - 1].isalpha() and token[i + 1 :].lstrip("013457@$")[:1].isalpha()
+        for i in range(1, len(token) - 1)
+    )
+
+
+def _decode_leet(text: str, budget: int) -> str:
+    if not _LEET_HINT_RE.search(text):
+        return ""
+    tokens = _LEET_TOKEN_RE.findall(text)
+    with_letters = sum(1 for token in tokens if not token.isdigit())
+    leet = [token for token in tokens if _LEET_HINT_RE.search(token) and _is_leet_word(token)]
+    if len(leet) < 2 or len(leet) < 0.3 * with_letters or not any(_has_inner_leet(token) for token in leet):
+        return ""
+    return text[:budget].replace("11", "ll").translate(_LEET)
+
+
+_DECODERS: tuple[tuple[str, Callable[[str, int], str]], ...] = (
+    ("base64", _decode_base64),
+    ("hex", _decode_hex),
+    ("url", _decode_url),
+    ("rot13", _decode_rot13),
+    ("leet", _decode_leet),
+)
