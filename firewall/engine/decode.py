@@ -18,8 +18,8 @@ Decoders, and the rule that keeps each from decoding ordinary text:
   are common words are counted as lost. rot13 is applied when at least 2 words are gained and, between the first and
   the last gained word, gained words outnumber lost ones (so a rot13 payload inside an English sentence is found,
   while the odd abbreviation, "BA" or "GB", is not);
-- ``leet``: applied when at least 2 words look like leetspeak (at least 2 letters and a digit or ``@``/``$``, every
-  digit one of 0 1 3 4 5 7), they are at least 30% of the words with letters, and at least one has a leet character
+- ``leet``: applied when at least 2 words look like leetspeak (at least 2 letters and a digit or one of ``@ $ ! | +``),
+  they are at least 30% of the words with letters, and at least one has a leet character
   between two letters ("pr3v10us": "mp3" or "Win10" alone are not leetspeak). ``11`` reads as "ll" and a lone ``1``
   as "i" (a doubled "i" is rare in English).
 
@@ -52,7 +52,7 @@ _BAD_CHAR_RE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ufffd]")
 _LETTER_RE = re.compile(r"[^\W\d_]")
 _NON_SPACE_RE = re.compile(r"\S")
 _ASCII_WORD_RE = re.compile(r"[A-Za-z]+")
-_LEET_TOKEN_RE = re.compile(r"[A-Za-z0-9@$]+")
+_LEET_TOKEN_RE = re.compile(r"[A-Za-z0-9@$!|+]+")
 
 _ROT13 = str.maketrans(
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz", "NOPQRSTUVWXYZABCDEFGHIJKLMnopqrstuvwxyzabcdefghijklm"
@@ -65,11 +65,16 @@ _STOP_WORDS = frozenset((  # common English words, for telling rot13 text from E
 ))  # fmt: skip
 # Words whose rot13 is a common word but which are not common words themselves ("be" and "or" swap into each other).
 _ROT13_OF_STOP_WORDS = frozenset(word.translate(_ROT13) for word in _STOP_WORDS) - _STOP_WORDS
-_LEET = str.maketrans({"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "@": "a", "$": "s"})
-_LEET_CHARS = frozenset("013457@$")
+_LEET_MAP = {
+    "0": "o", "1": "i", "2": "z", "3": "e", "4": "a", "5": "s", "6": "g", "7": "t", "8": "b", "9": "g",
+    "@": "a", "$": "s", "!": "i", "|": "l", "+": "t",
+}  # fmt: skip
+_LEET = str.maketrans(_LEET_MAP)
+# `1` stands for "i" as often as for "l": the second reading is its own candidate.
+_LEET_L = str.maketrans({**_LEET_MAP, "1": "l"})
+_LEET_CHARS = frozenset(_LEET_MAP)
 # A letter next to a leet character: the cheap test that lets almost every text skip the leet word-by-word check.
-_LEET_HINT_RE = re.compile(r"[A-Za-z][013457@$]|[013457@$][A-Za-z]")
-_UNMAPPED_DIGITS = frozenset("2689")
+_LEET_HINT_RE = re.compile(r"[A-Za-z][0-9@$!|+]|[0-9@$!|+][A-Za-z]")
 
 
 def expand(
@@ -181,28 +186,43 @@ def _decode_rot13(text: str, budget: int) -> str:
     return text[:budget].translate(_ROT13) if len(gained_at) > lost else ""
 
 
+_HEXISH_RE = re.compile(r"[0-9a-fA-F]{8,}")
+
+
 def _is_leet_word(token: str) -> bool:
-    if not any(ch in _LEET_CHARS for ch in token) or any(ch in _UNMAPPED_DIGITS for ch in token):
+    """Letters with leet characters among them, and not a run of hex digits (a hash or an id)."""
+    if not any(ch in _LEET_CHARS for ch in token) or _HEXISH_RE.fullmatch(token):
         return False
     return sum(ch.isalpha() for ch in token) >= 2
 
 
 def _has_inner_leet(token: str) -> bool:
     return any(
-        token[i] in _LEET_CHARS and token[i - 1].isalpha() and token[i + 1 :].lstrip("013457@$")[:1].isalpha()
+        token[i] in _LEET_CHARS and token[i - 1].isalpha() and token[i + 1 :].lstrip("0123456789@$!|+")[:1].isalpha()
         for i in range(1, len(token) - 1)
     )
 
 
-def _decode_leet(text: str, budget: int) -> str:
+def _looks_leet(text: str) -> bool:
     if not _LEET_HINT_RE.search(text):
-        return ""
+        return False
     tokens = _LEET_TOKEN_RE.findall(text)
     with_letters = sum(1 for token in tokens if not token.isdigit())
     leet = [token for token in tokens if _LEET_HINT_RE.search(token) and _is_leet_word(token)]
-    if len(leet) < 2 or len(leet) < 0.3 * with_letters or not any(_has_inner_leet(token) for token in leet):
+    return len(leet) >= 2 and len(leet) >= 0.3 * with_letters and any(_has_inner_leet(token) for token in leet)
+
+
+def _decode_leet(text: str, budget: int) -> str:
+    if not _looks_leet(text):
         return ""
     return text[:budget].replace("11", "ll").translate(_LEET)
+
+
+def _decode_leet_l(text: str, budget: int) -> str:
+    """The reading with every `1` as "l" ("ru13$" → "rules"), only when there is a `1` to read differently."""
+    if "1" not in text or not _looks_leet(text):
+        return ""
+    return text[:budget].translate(_LEET_L)
 
 
 _DECODERS: tuple[tuple[str, Callable[[str, int], str]], ...] = (
@@ -211,4 +231,5 @@ _DECODERS: tuple[tuple[str, Callable[[str, int], str]], ...] = (
     ("url", _decode_url),
     ("rot13", _decode_rot13),
     ("leet", _decode_leet),
+    ("leet_l", _decode_leet_l),
 )

@@ -13,7 +13,7 @@ class ThreatType(StrEnum):
     DATA_EXTRACTION = "data_extraction"
     SYSTEM_PROMPT_LEAK = "system_prompt_leak"
     PII = "pii"
-    SECRET = "secret"
+    SECRET = "secret"  # noqa: S105 - a threat type, not a password
     ENCODING_OBFUSCATION = "encoding_obfuscation"
     NONE = "none"
 

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from firewall.engine.decode import expand
+from firewall.engine.normalize import normalize
 from firewall.engine.signatures import BUILTIN_RULES, SignatureRule, SignatureSet, builtin_signatures
 from firewall.engine.types import Candidate, Severity, ThreatType
-from promptbank.pipeline.normalize import normalize_text
 
 SEED = Path(__file__).resolve().parents[2] / "promptbank" / "data" / "bank_seed.jsonl"
 
@@ -41,14 +42,14 @@ def scan(text: str, view: str = "normalized") -> dict[str, object]:
     ],
 )
 def test_each_rule_catches_its_attack(text: str, rule_id: str, threat: ThreatType | None) -> None:
-    found = scan(normalize_text(text).text)
+    found = scan(normalize(text).text)
     assert rule_id in found, f"{rule_id} missed: {text!r} (matched {sorted(found)})"
     finding = found[rule_id]
     if threat is not None:
         assert finding.threat_type == threat
     assert 0 < finding.score <= 1 and finding.severity != Severity.NONE
     start, end = finding.spans[0].start, finding.spans[0].end
-    assert finding.evidence == [normalize_text(text).text[start:end].strip()]
+    assert finding.evidence == [normalize(text).text[start:end].strip()]
 
 
 @pytest.mark.parametrize(
@@ -65,7 +66,7 @@ def test_each_rule_catches_its_attack(text: str, rule_id: str, threat: ThreatTyp
     ],
 )
 def test_hard_negatives_match_nothing(text: str) -> None:
-    assert scan(normalize_text(text).text) == {}
+    assert scan(normalize(text).text) == {}
 
 
 def test_a_rule_reports_the_decoded_view_it_matched_in() -> None:
@@ -77,13 +78,14 @@ def test_a_rule_reports_the_decoded_view_it_matched_in() -> None:
 
 
 def test_the_shipped_benign_prompts_almost_never_match() -> None:
-    """The seed bank's 4,186 benign prompts include role-play and 'repeat the request' hard negatives."""
+    """The seed bank's 4,186 benign prompts include role-play and 'repeat the request' hard negatives; every decoded
+    view of them is scanned too, so a false decode that matches a rule counts against the rules."""
     signatures = builtin_signatures()
     benign = flagged = attacks = caught = 0
     with SEED.open(encoding="utf-8") as fileobj:
         for line in fileobj:
             record = json.loads(line)
-            matched = bool(signatures.scan([Candidate(normalize_text(record["text"]).text, "normalized")]))
+            matched = bool(signatures.scan(expand(normalize(record["text"]).text)))
             if record["label"] == 0:
                 benign += 1
                 flagged += matched
