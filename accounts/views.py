@@ -14,7 +14,7 @@ from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth import views as auth_views
 from django.core.paginator import Paginator
-from django.db.models import Model, QuerySet
+from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -24,7 +24,6 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views import View
 from django.views.decorators.cache import never_cache
 from django.views.generic import RedirectView, TemplateView
-from django.views.generic.detail import SingleObjectMixin
 
 from accounts import services
 from accounts.choices import Role
@@ -42,7 +41,8 @@ from accounts.models import ApiKey, AuditLog, AuditVerification, Invitation, Mem
 from evalence.errors import ApplicationError, NotFound, ValidationFailed
 from evalence.http import client_ip
 from evalence.tenancy import activate_organization
-from evalence.views import OrgPageMixin, TenantObjectMixin
+from evalence.views import ObjectActionView as BaseObjectActionView
+from evalence.views import OrgPageMixin
 
 # The secret of a key just created or rotated, kept in the session for exactly one render of the API-keys page.
 NEW_KEY_SESSION_KEY = "accounts_new_api_key"
@@ -253,27 +253,10 @@ class MembersView(SettingsPageMixin, TemplateView):
         return self.render_to_response(self.get_context_data(invite_form=form))
 
 
-class ObjectActionView(TenantObjectMixin, SingleObjectMixin, View):
+class ObjectActionView(BaseObjectActionView):
     """A POST-only action on one object of the active organization, for admins; then back to `success_url_name`."""
 
-    http_method_names = ["post"]
     min_role = Role.ADMIN
-    success_url_name = ""
-
-    def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        obj = self.get_object()
-        try:
-            message = self.act(obj)
-        except ApplicationError as exc:
-            messages.error(request, exc.message)
-        else:
-            if message:
-                messages.success(request, message)
-        return redirect(self.success_url_name)
-
-    def act(self, obj: Model) -> str:
-        """Call the service; return the success message."""
-        raise NotImplementedError
 
 
 class MemberRoleView(ObjectActionView):

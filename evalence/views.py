@@ -4,13 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.contrib import messages
 from django.contrib.auth.mixins import LoginRequiredMixin
 from django.core.exceptions import PermissionDenied
 from django.db import models
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views import View
+from django.views.generic.detail import SingleObjectMixin
 
 from accounts.choices import Role
+from evalence.errors import ApplicationError
 from evalence.tenancy import TenantModel
 
 
@@ -49,3 +54,32 @@ class TenantObjectMixin(OrgPageMixin):
         if not issubclass(self.model, TenantModel):
             raise TypeError(f"{type(self).__name__} serves {self.model.__name__}, which is not a TenantModel")
         return self.get_base_queryset().for_org(self.organization, include_global=self.include_global_rows)
+
+
+class ObjectActionView(TenantObjectMixin, SingleObjectMixin, View):
+    """A POST-only action on one object of the active organization, then back to `success_url(obj)`.
+
+    `act()` calls the service and returns the success message; an application error becomes an error message on the
+    page it redirects to. Roles come from OrgPageMixin (`min_role`, `write_role`).
+    """
+
+    http_method_names = ["post"]
+    success_url_name = ""
+
+    def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        obj = self.get_object()
+        try:
+            message = self.act(obj)
+        except ApplicationError as exc:
+            messages.error(request, exc.message)
+        else:
+            if message:
+                messages.success(request, message)
+        return redirect(self.success_url(obj))
+
+    def act(self, obj: Any) -> str:
+        """Call the service; return the success message."""
+        raise NotImplementedError
+
+    def success_url(self, obj: Any) -> str:
+        return reverse(self.success_url_name)

@@ -287,6 +287,10 @@ class ReleaseEntry(models.Model):
         return f"{self.release} ∋ {self.prompt_version}"
 
 
+# The counts every import reports, in this order (runs, pipeline results, the import command's last line).
+COUNT_FIELDS = ("received", "accepted", "duplicates", "near_duplicates", "rejected")
+
+
 class IngestionRun(JobModel):
     """One import through the pipeline: its source, counts, and per-line errors. Resumable from `lines_done`."""
 
@@ -317,13 +321,7 @@ class IngestionRun(JobModel):
         return f"import {self.filename or self.source_name} ({self.status})"
 
     def counts(self) -> dict[str, int]:
-        return {
-            "received": self.received,
-            "accepted": self.accepted,
-            "duplicates": self.duplicates,
-            "near_duplicates": self.near_duplicates,
-            "rejected": self.rejected,
-        }
+        return {name: getattr(self, name) for name in COUNT_FIELDS}
 
 
 class LearningEvent(TenantModel):

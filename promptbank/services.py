@@ -40,12 +40,11 @@ from promptbank.models import (
     ReleaseEntry,
     Submission,
 )
+from promptbank.pipeline.validate import MAX_TEXT_CHARS
 from promptbank.selectors import release_prompt_versions, scope_q
 from promptbank.signals import prompts_changed
 
 logger = logging.getLogger("evalence.promptbank")
-
-MAX_TEXT_CHARS = 20_000
 
 # --- learning events ----------------------------------------------------------------------------------------------
 
@@ -102,7 +101,10 @@ class PromptCreated:
         return self.status != "duplicate"
 
 
-def _outcome_prompt(outcome: Any) -> PromptCreated:
+def _ingest(record: dict[str, Any], **options: Any) -> PromptCreated:
+    """One record through the pipeline (empty fields left out, so its defaults and classifier apply); a rejected
+    record raises ValidationFailed with the pipeline's reason."""
+    outcome = pipeline.ingest_one({k: v for k, v in record.items() if v not in ("", [], None)}, **options)
     if outcome.status == "rejected" or outcome.prompt_id is None:
         raise ValidationFailed(outcome.reason or "The prompt was rejected.", fields={"text": [outcome.reason]})
     return PromptCreated(prompt=Prompt.objects.get(pk=outcome.prompt_id), status=outcome.status)
@@ -138,14 +140,7 @@ def prompt_create(
         "source_ref": source_ref,
         "license": license,
     }
-    outcome = pipeline.ingest_one(
-        {k: v for k, v in record.items() if v not in ("", [], None)},
-        organization=organization,
-        source_name=source or "manual",
-        author=author,
-        license=license,
-    )
-    return _outcome_prompt(outcome)
+    return _ingest(record, organization=organization, source_name=source or "manual", author=author, license=license)
 
 
 def _clean_changes(prompt: Prompt, changes: dict[str, Any]) -> dict[str, Any]:
@@ -294,16 +289,17 @@ def variants_create(
             "source_ref": f"variant of {prompt.pk} ({name})",
             "license": prompt.license,
         }
-        outcome = pipeline.ingest_one(
-            {k: v for k, v in record.items() if v not in ("", [], None)},
-            organization=organization,
-            source_name=prompt.source,
-            author=actor,
-            variant_of=prompt,
-            mutator=name,
-            license=prompt.license,
+        created.append(
+            _ingest(
+                record,
+                organization=organization,
+                source_name=prompt.source,
+                author=actor,
+                variant_of=prompt,
+                mutator=name,
+                license=prompt.license,
+            )
         )
-        created.append(_outcome_prompt(outcome))
     learning_event_record(
         organization=organization,
         event_type=LearningEventType.VARIANTS_CREATED,
@@ -411,13 +407,12 @@ def submission_accept(*, submission: Submission, reviewer: User | None, reason: 
         "source": submission.source,
         "source_ref": submission.source_ref or f"submission {submission.pk}",
     }
-    outcome = pipeline.ingest_one(
-        {k: v for k, v in record.items() if v not in ("", [], None)},
+    created = _ingest(
+        record,
         organization=submission.organization,
         source_name=submission.source,
         author=submission.submitter or reviewer,
     )
-    created = _outcome_prompt(outcome)
     submission.status = SubmissionStatus.ACCEPTED
     submission.reviewer = reviewer
     submission.reviewed_at = timezone.now()

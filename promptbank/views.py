@@ -33,7 +33,7 @@ from django.views.generic.detail import SingleObjectMixin
 from accounts.choices import Role
 from accounts.forms import add_service_error
 from evalence.errors import ApplicationError, ValidationFailed
-from evalence.views import OrgPageMixin, TenantObjectMixin
+from evalence.views import ObjectActionView, OrgPageMixin, TenantObjectMixin
 from promptbank import selectors, services
 from promptbank.choices import Category, IngestionSource, SubmissionStatus
 from promptbank.exports import export_lines
@@ -88,32 +88,11 @@ class BankPageMixin:
         return context
 
 
-class BankObjectActionView(TenantObjectMixin, SingleObjectMixin, View):
-    """A POST-only action on one object of the active organization (analyst+ unless `write_role` says more).
+class BankObjectActionView(ObjectActionView):
+    """A POST-only action on one object of the active organization (analyst+ unless `write_role` says more); each
+    action says where it goes back to with `success_url(obj)`."""
 
-    `act()` calls the service and returns the success message; an application error becomes an error message on the
-    page it redirects to.
-    """
-
-    http_method_names = ["post"]
     write_role = Role.ANALYST
-
-    def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        obj = self.get_object()
-        try:
-            message = self.act(obj)
-        except ApplicationError as exc:
-            messages.error(request, exc.message)
-        else:
-            if message:
-                messages.success(request, message)
-        return redirect(self.success_url(obj))
-
-    def act(self, obj: Any) -> str:
-        raise NotImplementedError
-
-    def success_url(self, obj: Any) -> str:
-        raise NotImplementedError
 
 
 def form_error(form: Any, error: ApplicationError) -> None:

@@ -5,54 +5,15 @@
 
 from __future__ import annotations
 
-import os
-import shutil
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from accounts.choices import Role
 from accounts.tests.factories import MembershipFactory, OrganizationFactory, UserFactory
+from evalence.tests.browser import BROWSER_MARKS, PASSWORD, sign_in
 
-CHROMIUM = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium") or "/usr/bin/chromium"
-PASSWORD = "a-long-browser-passphrase"
-
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif(not os.path.exists(CHROMIUM), reason=f"Chromium not found at {CHROMIUM} (apt install chromium)"),
-]
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    # Playwright's sync API refuses to start inside a running event loop; Django must allow sync DB access then.
-    os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-            ],
-        )
-        yield browser
-        browser.close()
-
-
-@pytest.fixture
-def page(browser: Any) -> Iterator[Any]:
-    context = browser.new_context(viewport={"width": 1366, "height": 800})
-    page = context.new_page()
-    yield page
-    context.close()
+pytestmark = BROWSER_MARKS
 
 
 @pytest.fixture
@@ -63,15 +24,8 @@ def admin_user(db: Any) -> Any:
     return user
 
 
-def _sign_in(page: Any, live_server: Any, email: str, password: str) -> None:
-    page.goto(f"{live_server.url}/login/")
-    page.fill("input[name=username]", email)
-    page.fill("input[name=password]", password)
-    page.click("button[type=submit]")
-
-
 def test_an_admin_signs_in_and_reaches_every_section(page: Any, live_server: Any, admin_user: Any) -> None:
-    _sign_in(page, live_server, admin_user.email, PASSWORD)
+    sign_in(page, live_server, admin_user.email, PASSWORD)
     page.wait_for_url(f"{live_server.url}/")
     assert "Browser Org" in page.content()
     for label, path in [("Prompt bank", "/promptbank/"), ("Firewall", "/firewall/"), ("Red-team testing", "/testing/")]:
@@ -81,13 +35,13 @@ def test_an_admin_signs_in_and_reaches_every_section(page: Any, live_server: Any
 
 
 def test_a_wrong_password_stays_on_the_sign_in_page_with_an_error(page: Any, live_server: Any, admin_user: Any) -> None:
-    _sign_in(page, live_server, admin_user.email, "not-the-password")
+    sign_in(page, live_server, admin_user.email, "not-the-password")
     assert page.url.startswith(f"{live_server.url}/login/")
     assert "do not match an account" in page.content()
 
 
 def test_a_new_api_key_secret_is_shown_once(page: Any, live_server: Any, admin_user: Any) -> None:
-    _sign_in(page, live_server, admin_user.email, PASSWORD)
+    sign_in(page, live_server, admin_user.email, PASSWORD)
     page.wait_for_url(f"{live_server.url}/")
     page.goto(f"{live_server.url}/settings/api-keys/")
     page.fill("input[name=name]", "browser-ci")

@@ -27,7 +27,7 @@ from django.utils import timezone
 from accounts.models import Organization, User
 from evalence.errors import ValidationFailed
 from promptbank.choices import DEFAULT_SEVERITY
-from promptbank.models import IngestionRun, Prompt, PromptVersion
+from promptbank.models import COUNT_FIELDS, IngestionRun, Prompt, PromptVersion
 from promptbank.pipeline import dedup, minhash, store
 from promptbank.pipeline.classify import classify
 from promptbank.pipeline.normalize import text_hash
@@ -69,13 +69,7 @@ class IngestResult:
     lines_done: int = 0
 
     def counts(self) -> dict[str, int]:
-        return {
-            "received": self.received,
-            "accepted": self.accepted,
-            "duplicates": self.duplicates,
-            "near_duplicates": self.near_duplicates,
-            "rejected": self.rejected,
-        }
+        return {name: getattr(self, name) for name in COUNT_FIELDS}
 
     @classmethod
     def of_run(cls, run: IngestionRun) -> IngestResult:
