@@ -45,6 +45,10 @@ def _clean_caches() -> None:
     from django.core.cache import cache
 
     cache.clear()
+    from firewall import runtime, state
+
+    runtime.reset()
+    state.reset_local_state()
     if redis_available():
         import django_rq
 

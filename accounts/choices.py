@@ -41,5 +41,6 @@ class AuditAction(models.TextChoices):
     API_KEY_ROTATED = "api_key.rotated", "API key rotated"
     API_KEY_REVOKED = "api_key.revoked", "API key revoked"
     POLICY_CHANGED = "policy.changed", "Policy changed"
+    EMERGENCY_STOP = "firewall.emergency_stop", "Firewall emergency stop switched"
     DATA_DELETED = "data.deleted", "Data deleted"
     AUDIT_VERIFIED = "audit.verified", "Audit log verified"

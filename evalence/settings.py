@@ -322,3 +322,18 @@ PROMPTBANK_BATCH_SIZE = env.int("PROMPTBANK_BATCH_SIZE", default=500)
 # Near-duplicate threshold (0-1): a prompt whose similarity to an earlier one (MinHash/LSH finds the candidates; close
 # calls are checked exactly on character shingles and words) reaches it is stored as that prompt's near duplicate.
 PROMPTBANK_NEAR_DUPLICATE_THRESHOLD = env.float("PROMPTBANK_NEAR_DUPLICATE_THRESHOLD", default=0.8)
+
+# --- Firewall ---
+# Key for secrets stored encrypted (webhook secrets, model-endpoint keys); SECRET_KEY when unset. Comma-separate keys
+# to rotate: the first encrypts, every one decrypts.
+FIELD_ENCRYPTION_KEY = secret("FIELD_ENCRYPTION_KEY") or ""
+# How long (seconds) a process trusts its loaded signatures/classifier/policy before checking for a newer version.
+FIREWALL_REFRESH_S = env.float("FIREWALL_REFRESH_S", default=5.0)
+# Conversation context: how many recent turns of a session are scanned together, and for how long they are kept.
+FIREWALL_CONTEXT_TURNS = env.int("FIREWALL_CONTEXT_TURNS", default=6)
+FIREWALL_CONTEXT_TTL_S = env.int("FIREWALL_CONTEXT_TTL_S", default=1800)
+FIREWALL_BATCH_MAX = env.int("FIREWALL_BATCH_MAX", default=100)
+# Webhooks for blocked events: attempts and the first backoff (doubling) of the delivery job.
+FIREWALL_WEBHOOK_ATTEMPTS = env.int("FIREWALL_WEBHOOK_ATTEMPTS", default=5)
+FIREWALL_WEBHOOK_BACKOFF_S = env.float("FIREWALL_WEBHOOK_BACKOFF_S", default=2.0)
+FIREWALL_WEBHOOK_TIMEOUT_S = env.float("FIREWALL_WEBHOOK_TIMEOUT_S", default=5.0)

@@ -1,0 +1,223 @@
+"""What each process keeps loaded for the hot path, and how it notices changes made by other processes.
+
+- The policy of an organization is read through Django's cache (Redis when configured, so a change — the emergency
+  stop above all — reaches every web process on its next request); the services delete the entry after a change.
+- Signature rules are compiled once per process per organization (the global rows plus the organization's own) and
+  recompiled when a version stamp in the cache moves, checked at most every FIREWALL_REFRESH_S seconds.
+- The classifier and the similarity index come from `firewall.detectors`, hot-swapped the same way.
+- Remote judges are assembled from the organization's active `DetectorModel` rows, each behind its process-wide
+  circuit breaker.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import TYPE_CHECKING, Any
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db.models import Q
+
+from firewall.engine.pipeline import ALL_DETECTORS, Engine
+from firewall.engine.policy import PolicyConfig
+from firewall.engine.signatures import SignatureRule, SignatureSet
+from firewall.engine.types import Severity, ThreatType
+
+if TYPE_CHECKING:
+    from accounts.models import Organization
+    from firewall.models import TenantPolicy
+
+POLICY_KEY = "fw:policy:{}"
+SIGNATURE_STAMP_KEY = "fw:signatures:stamp"
+JUDGES_STAMP_KEY = "fw:judges:stamp:{}"
+POLICY_TTL_S = 300
+
+
+def policy_config_from(policy: TenantPolicy) -> PolicyConfig:
+    detectors = frozenset(name for name, on in (policy.detectors or {}).items() if on and name in ALL_DETECTORS)
+    return PolicyConfig(
+        block_threshold=policy.block_threshold,
+        flag_threshold=policy.flag_threshold,
+        actions=dict(policy.actions or {}),
+        detectors=detectors,
+        max_input_chars=policy.max_input_chars,
+        rate_limit_per_minute=policy.rate_limit_per_minute,
+        fail_closed=policy.fail_mode == "closed",
+        monitor_mode=policy.monitor_mode,
+        emergency_stop=policy.emergency_stop,
+        context_turns=policy.context_turns,
+        version=policy.version,
+    )
+
+
+def policy_config(organization: Organization) -> PolicyConfig:
+    """The organization's policy as the engine sees it (created with defaults on first use)."""
+    key = POLICY_KEY.format(organization.pk)
+    config = cache.get(key)
+    if config is None:
+        from firewall.selectors import policy_for
+
+        config = policy_config_from(policy_for(organization))
+        cache.set(key, config, POLICY_TTL_S)
+    return config
+
+
+def forget_policy(organization_id: Any) -> None:
+    cache.delete(POLICY_KEY.format(organization_id))
+
+
+# --- signatures ---------------------------------------------------------------------------------------------------
+
+
+class _Versioned:
+    """A per-process cache of built objects keyed by organization, invalidated by a stamp in the shared cache."""
+
+    def __init__(self, stamp_key: str):
+        self.stamp_key = stamp_key
+        self._items: dict[Any, tuple[Any, Any]] = {}
+        self._stamp: Any = None
+        self._checked = 0.0
+        self._lock = threading.Lock()
+
+    def _current_stamp(self) -> Any:
+        now = time.monotonic()
+        if now - self._checked >= settings.FIREWALL_REFRESH_S or self._stamp is None:
+            self._stamp = cache.get(self.stamp_key) or 0
+            self._checked = now
+        return self._stamp
+
+    def get(self, key: Any, build: Any) -> Any:
+        stamp = self._current_stamp()
+        item = self._items.get(key)
+        if item is not None and item[0] == stamp:
+            return item[1]
+        with self._lock:
+            value = build()
+            self._items[key] = (stamp, value)
+            return value
+
+    def bump(self) -> None:
+        """Called after a change in this process: drop everything now and tell the other processes."""
+        stamp = time.time_ns()
+        cache.set(self.stamp_key, stamp, None)
+        with self._lock:
+            self._items.clear()
+            self._stamp = stamp
+            self._checked = time.monotonic()
+
+
+_signature_sets = _Versioned(SIGNATURE_STAMP_KEY)
+
+
+def rule_from_row(row: Any) -> SignatureRule:
+    return SignatureRule(
+        row.rule_id, row.pattern, ThreatType(row.threat_type), Severity(row.severity), row.weight, row.description
+    )
+
+
+def _build_signatures(organization_id: Any) -> SignatureSet:
+    from firewall.models import Signature
+
+    rows = Signature.objects.filter(is_active=True).filter(
+        Q(organization__isnull=True) | Q(organization_id=organization_id)
+    )
+    rules: dict[str, SignatureRule] = {}
+    # The organization's rule wins over a global rule with the same id.
+    for row in sorted(rows, key=lambda r: r.organization_id is not None):
+        try:
+            rules[row.rule_id] = rule_from_row(row)
+        except ValueError:
+            continue
+    try:
+        return SignatureSet(rules.values())
+    except ValueError:
+        # A broken row (validated on save, so only by a direct database edit) must not take the firewall down.
+        good = []
+        for rule in rules.values():
+            try:
+                SignatureSet([rule])
+                good.append(rule)
+            except ValueError:
+                continue
+        return SignatureSet(good)
+
+
+def signature_set(organization_id: Any) -> SignatureSet:
+    return _signature_sets.get(organization_id, lambda: _build_signatures(organization_id))
+
+
+def signatures_changed() -> None:
+    _signature_sets.bump()
+
+
+# --- remote judges ------------------------------------------------------------------------------------------------
+
+_judges = _Versioned("fw:judges:stamp")
+
+
+def _build_judges(organization_id: Any) -> Any:
+    from firewall.engine.breaker import breaker_for
+    from firewall.engine.remote import JudgeChain, RemoteJudge
+    from firewall.models import DetectorModel
+
+    chain = []
+    for row in DetectorModel.objects.filter(organization_id=organization_id, is_active=True).order_by(
+        "priority", "name"
+    ):
+        judge = RemoteJudge(
+            name=row.name,
+            base_url=row.base_url,
+            model=row.model,
+            api_key=row.api_key,
+            timeout_s=row.timeout_s,
+            extra_params=row.extra_params or {},
+        )
+        breaker = breaker_for(
+            f"{row.pk}:{row.updated_at.timestamp()}",
+            failure_threshold=row.failure_threshold,
+            recovery_timeout_s=row.recovery_timeout_s,
+            name=row.name,
+        )
+        chain.append((judge, breaker))
+    return JudgeChain(chain) if chain else None
+
+
+def judges(organization_id: Any) -> Any:
+    return _judges.get(organization_id, lambda: _build_judges(organization_id))
+
+
+def judges_changed() -> None:
+    _judges.bump()
+
+
+# --- the engine ---------------------------------------------------------------------------------------------------
+
+
+def engine_for(organization: Organization, config: PolicyConfig | None = None) -> Engine:
+    """The engine for one organization: its signatures, the active classifier, the similarity index (the global bank
+    plus its own attacks), and its remote judges when its policy turns them on."""
+    try:
+        from firewall import detectors
+    except ImportError:  # TEMP until firewall/detectors.py lands
+        detectors = None
+    config = config or policy_config(organization)
+    if detectors is None:
+        return Engine(
+            signatures=signature_set(organization.pk),
+            judges=judges(organization.pk) if "models" in config.detectors else None,
+        )
+    return Engine(
+        signatures=signature_set(organization.pk),
+        classifier=detectors.active_classifier() if "classifier" in config.detectors else None,
+        similarity=detectors.similarity_index(organization) if "similarity" in config.detectors else None,
+        judges=judges(organization.pk) if "models" in config.detectors else None,
+    )
+
+
+def reset() -> None:
+    """Drop everything this process loaded (tests start from a clean slate)."""
+    for cached in (_signature_sets, _judges):
+        with cached._lock:
+            cached._items.clear()
+            cached._stamp = None

@@ -1,0 +1,715 @@
+"""Firewall workflows: evaluate inputs and outputs under a tenant's policy, store what happened, learn from feedback,
+and change policies with an audit trail. Views, serializers, jobs and commands call these with plain arguments."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from accounts.choices import AuditAction
+from accounts.services import audit_log_write
+from evalence.errors import PayloadTooLarge, ValidationFailed
+from firewall import runtime, state
+from firewall.choices import DETECTORS, Action, Decision, EvaluationSource, FailMode, Feedback
+from firewall.engine.pipeline import ATTACK_TYPES, EngineInput, EngineResult
+from firewall.engine.policy import PolicyConfig, Verdict, decide, throttled_verdict
+from firewall.engine.signatures import SignatureRule, SignatureSet
+from firewall.engine.types import Severity, ThreatType
+from firewall.models import Evaluation, TenantPolicy, ThreatPattern, ThreatPatternSighting
+from firewall.selectors import policy_for
+
+if TYPE_CHECKING:
+    from accounts.models import ApiKey, Organization, User
+
+logger = logging.getLogger(__name__)
+
+MAX_METADATA_CHARS = 4_000
+
+
+@dataclass(slots=True)
+class EvaluationRequest:
+    """One input or output to evaluate, as the API, the playground, the batch endpoint and the scan command give it."""
+
+    text: str
+    direction: str = "input"
+    session_id: str = ""
+    user_id: str = ""
+    system_prompt: str = ""
+    canary: str = ""
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class EvaluationOutcome:
+    verdict: Verdict
+    detectors: list[dict[str, Any]]
+    latency_ms: float
+    evaluation: Evaluation | None = None
+    evaluation_id: str | None = None
+    retry_after_s: int = 0
+    text_hash: str = ""
+    timings_ms: dict[str, float] = field(default_factory=dict)
+    detector_version: str = ""
+    context_turns: int = 0
+
+    @property
+    def throttled(self) -> bool:
+        return self.verdict.decision == Decision.THROTTLED
+
+    def as_dict(self) -> dict[str, Any]:
+        """The response body of `POST /api/v1/firewall/evaluate` (ARCHITECTURE.md)."""
+        v = self.verdict
+        return {
+            "evaluation_id": self.evaluation_id,
+            "decision": v.decision,
+            "confidence": v.confidence,
+            "threat_type": v.threat_type,
+            "severity": v.severity,
+            "sanitized_text": v.sanitized_text,
+            "latency_ms": self.latency_ms,
+            "detectors": self.detectors,
+            "policy_decision": v.policy_decision,
+            "reason": v.reason,
+        }
+
+
+def check_input_size(text: str, config: PolicyConfig) -> None:
+    if len(text) > config.max_input_chars:
+        raise PayloadTooLarge(
+            f"text has {len(text):,} characters; this organization's policy allows at most {config.max_input_chars:,}.",
+            code="input_too_large",
+        )
+
+
+def evaluate(
+    *,
+    organization: Organization,
+    request: EvaluationRequest,
+    api_key: ApiKey | None = None,
+    actor: User | None = None,
+    ip: str | None = None,
+    request_id: str = "",
+    source: str = EvaluationSource.API,
+    store: bool = True,
+    timings: bool = False,
+) -> EvaluationOutcome:
+    """Evaluate one text under the organization's policy; store it (unless `store` is false) and return the outcome.
+
+    Raises PayloadTooLarge when the text exceeds the policy's maximum; a rate-limited call is not an error here: it
+    comes back as a `throttled` outcome with `retry_after_s`, stored like any other."""
+    started = time.perf_counter()
+    config = runtime.policy_config(organization)
+    check_input_size(request.text, config)
+    limited = _rate_limit(organization, api_key, config)
+    if limited is not None:
+        outcome = EvaluationOutcome(throttled_verdict(), [], _ms_since(started), retry_after_s=limited)
+        if store:
+            _store(organization, request, outcome, None, api_key, actor, ip, request_id, source)
+        _record_metrics(organization, outcome)
+        return outcome
+    outcome, result = _run(organization, request, config, started, timings=timings)
+    if store:
+        _store(organization, request, outcome, result, api_key, actor, ip, request_id, source, config=config)
+    _record_metrics(organization, outcome)
+    return outcome
+
+
+def evaluate_batch(
+    *,
+    organization: Organization,
+    requests: list[EvaluationRequest],
+    api_key: ApiKey | None = None,
+    actor: User | None = None,
+    ip: str | None = None,
+    request_id: str = "",
+) -> list[EvaluationOutcome]:
+    """Evaluate up to FIREWALL_BATCH_MAX texts in order, one outcome each; stored in one transaction at the end.
+
+    Every item counts against the key's rate limit; an item over the limit is `throttled`. An item over the size
+    limit fails the whole batch before anything is evaluated or stored (ValidationFailed naming the item)."""
+    if len(requests) > settings.FIREWALL_BATCH_MAX:
+        raise ValidationFailed(
+            f"A batch holds at most {settings.FIREWALL_BATCH_MAX} items; this one has {len(requests)}.",
+            fields={"items": [f"At most {settings.FIREWALL_BATCH_MAX} items."]},
+        )
+    config = runtime.policy_config(organization)
+    for index, item in enumerate(requests):
+        try:
+            check_input_size(item.text, config)
+        except PayloadTooLarge as exc:
+            raise PayloadTooLarge(f"items[{index}]: {exc.message}", code="input_too_large") from None
+    pending: list[tuple[EvaluationRequest, EvaluationOutcome, EngineResult | None]] = []
+    for item in requests:
+        started = time.perf_counter()
+        limited = _rate_limit(organization, api_key, config)
+        if limited is not None:
+            pending.append(
+                (item, EvaluationOutcome(throttled_verdict(), [], _ms_since(started), retry_after_s=limited), None)
+            )
+            continue
+        outcome, result = _run(organization, item, config, started)
+        pending.append((item, outcome, result))
+    with transaction.atomic():
+        for item, outcome, result in pending:
+            _store(
+                organization,
+                item,
+                outcome,
+                result,
+                api_key,
+                actor,
+                ip,
+                request_id,
+                EvaluationSource.BATCH,
+                config=config,
+            )
+    for _, outcome, _ in pending:
+        _record_metrics(organization, outcome)
+    return [outcome for _, outcome, _ in pending]
+
+
+def _ms_since(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 3)
+
+
+def _rate_limit(organization: Organization, api_key: ApiKey | None, config: PolicyConfig) -> int | None:
+    """None when the call may go on; otherwise the seconds to wait."""
+    if api_key is None or config.rate_limit_per_minute <= 0:
+        return None
+    result = state.rate_limit_hit(f"{organization.pk}:{api_key.pk}", config.rate_limit_per_minute)
+    return None if result.allowed else result.retry_after_s
+
+
+def _run(
+    organization: Organization,
+    request: EvaluationRequest,
+    config: PolicyConfig,
+    started: float,
+    *,
+    timings: bool = False,
+) -> tuple[EvaluationOutcome, EngineResult]:
+    engine = runtime.engine_for(organization, config)
+    use_context = "context" in config.detectors and request.session_id and request.direction == "input"
+    context = state.session_turns(organization.pk, request.session_id, config.context_turns) if use_context else []
+    result = engine.scan(
+        EngineInput(
+            text=request.text,
+            direction=request.direction,
+            system_prompt=request.system_prompt,
+            canary=request.canary,
+            context=context,
+            detectors=config.detectors,
+        ),
+        timings=timings,
+    )
+    verdict = decide(
+        result.findings,
+        config,
+        text=request.text,
+        normalized_text=result.normalized.text,
+        unavailable=result.unavailable,
+    )
+    if use_context:
+        state.remember_turn(
+            organization.pk,
+            request.session_id,
+            request.text,
+            keep=config.context_turns,
+            ttl_s=settings.FIREWALL_CONTEXT_TTL_S,
+        )
+    detectors = result.detector_report()
+    if result.unavailable:
+        detectors.append(
+            {
+                "name": "models",
+                "score": 0.0,
+                "threat_type": "none",
+                "severity": "none",
+                "evidence": [f"unavailable: {result.unavailable_reason}"],
+                "rule_id": "",
+                "view": "",
+                "spans": [],
+            }
+        )
+    outcome = EvaluationOutcome(
+        verdict, detectors, _ms_since(started), text_hash=result.text_hash, timings_ms=result.timings_ms
+    )
+    outcome.context_turns = len(context)
+    if engine.classifier is not None:
+        outcome.detector_version = str(getattr(engine.classifier, "version", "") or "")[:32]
+    return outcome, result
+
+
+def _metadata(request: EvaluationRequest) -> dict[str, Any]:
+    metadata = request.metadata if isinstance(request.metadata, dict) else {}
+    if len(repr(metadata)) > MAX_METADATA_CHARS:
+        raise ValidationFailed(
+            f"metadata is larger than {MAX_METADATA_CHARS} characters.",
+            fields={"metadata": [f"At most {MAX_METADATA_CHARS} characters."]},
+        )
+    return metadata
+
+
+def _store(
+    organization: Organization,
+    request: EvaluationRequest,
+    outcome: EvaluationOutcome,
+    result: EngineResult | None,
+    api_key: ApiKey | None,
+    actor: User | None,
+    ip: str | None,
+    request_id: str,
+    source: str,
+    *,
+    config: PolicyConfig | None = None,
+) -> Evaluation:
+    verdict = outcome.verdict
+    metadata = _metadata(request)
+    context: dict[str, Any] = {"metadata": metadata, "reason": verdict.reason}
+    if outcome.context_turns:
+        context["context_turns"] = outcome.context_turns
+    if request.system_prompt:
+        context["system_prompt_chars"] = len(request.system_prompt)
+    if request.canary:
+        context["canary_checked"] = True
+    if result is not None and result.normalized.obfuscated:
+        context["normalization"] = {
+            "removed": result.normalized.removed,
+            "homoglyphs_folded": result.normalized.homoglyphs_folded,
+        }
+    if result is not None and len(result.candidates) > 1:
+        context["decoded_views"] = [c.view for c in result.candidates[1:]]
+    evaluation = Evaluation(
+        organization=organization,
+        direction=request.direction,
+        source=source,
+        text=request.text,
+        text_length=len(request.text),
+        text_hash=outcome.text_hash or (result.text_hash if result else ""),
+        decision=verdict.decision,
+        policy_decision=verdict.policy_decision,
+        confidence=verdict.confidence,
+        threat_type=verdict.threat_type,
+        severity=verdict.severity,
+        sanitized_text=verdict.sanitized_text,
+        latency_ms=outcome.latency_ms,
+        detectors=outcome.detectors,
+        context=context,
+        session_id=request.session_id[:200],
+        end_user_id=request.user_id[:200],
+        application=str(metadata.get("application", ""))[:200],
+        api_key=api_key,
+        actor=actor,
+        ip=ip,
+        request_id=request_id[:64],
+        detector_version=outcome.detector_version,
+    )
+    if not evaluation.text_hash:
+        from firewall.engine.normalize import normalize
+        from firewall.engine.pipeline import text_hash
+
+        evaluation.text_hash = text_hash(normalize(request.text).text)
+    with transaction.atomic():
+        evaluation.save(force_insert=True)
+        if verdict.policy_decision == Decision.BLOCKED and verdict.threat_type in ATTACK_TYPES | {
+            ThreatType.ENCODING_OBFUSCATION
+        }:
+            threat_pattern_record(organization=organization, evaluation=evaluation)
+    outcome.evaluation = evaluation
+    outcome.evaluation_id = str(evaluation.pk)
+    if verdict.policy_decision == Decision.BLOCKED:
+        _notify_blocked(organization, evaluation)
+    return evaluation
+
+
+def _notify_blocked(organization: Organization, evaluation: Evaluation) -> None:
+    policy = TenantPolicy.objects.filter(organization=organization).only("webhook_url").first()
+    if policy is None or not policy.webhook_url:
+        return
+    from firewall.webhooks import webhook_enqueue
+
+    webhook_enqueue(evaluation)
+
+
+def _record_metrics(organization: Organization, outcome: EvaluationOutcome) -> None:
+    try:
+        from firewall import metrics
+    except ImportError:  # pragma: no cover - metrics module ships with the app
+        return
+    metrics.record_tenant_request(str(organization.pk))
+    metrics.record_evaluation(
+        str(organization.pk), "local", outcome.verdict.decision, outcome.latency_ms / 1000, outcome.verdict.confidence
+    )
+
+
+# --- threat patterns ----------------------------------------------------------------------------------------------
+
+
+def threat_pattern_record(*, organization: Organization, evaluation: Evaluation) -> ThreatPattern:
+    """Count a blocked attack in the cross-organization pattern of its normalized text's hash (no text stored)."""
+    now = evaluation.created_at or timezone.now()
+    for _attempt in range(3):
+        try:
+            with transaction.atomic():
+                pattern, _created = ThreatPattern.objects.select_for_update().get_or_create(
+                    pattern_hash=evaluation.text_hash,
+                    defaults={
+                        "threat_type": evaluation.threat_type,
+                        "severity": evaluation.severity,
+                        "first_seen": now,
+                        "last_seen": now,
+                    },
+                )
+                sighting, new_org = ThreatPatternSighting.objects.select_for_update().get_or_create(
+                    organization=organization, pattern=pattern, defaults={"first_seen": now, "last_seen": now}
+                )
+                ThreatPatternSighting.objects.filter(pk=sighting.pk).update(
+                    count=F("count") + 1, last_seen=now, last_evaluation=evaluation
+                )
+                ThreatPattern.objects.filter(pk=pattern.pk).update(
+                    detection_count=F("detection_count") + 1,
+                    organizations_affected=F("organizations_affected") + (1 if new_org else 0),
+                    last_seen=now,
+                )
+                pattern.refresh_from_db()
+                return pattern
+        except IntegrityError:
+            continue  # another process created the same pattern or sighting first: count again on its row
+    raise RuntimeError("could not record the threat pattern after 3 attempts")
+
+
+# --- feedback -----------------------------------------------------------------------------------------------------
+
+_BANK_CATEGORY = {
+    ThreatType.PROMPT_INJECTION: "prompt_injection",
+    ThreatType.JAILBREAK: "jailbreak",
+    ThreatType.DATA_EXTRACTION: "data_extraction",
+    ThreatType.SYSTEM_PROMPT_LEAK: "system_prompt_leak",
+    ThreatType.ENCODING_OBFUSCATION: "encoding_obfuscation",
+}
+
+
+def feedback_record(
+    *,
+    evaluation: Evaluation,
+    kind: str,
+    note: str = "",
+    actor: User | None = None,
+    api_key: ApiKey | None = None,
+) -> Evaluation:
+    """Record an analyst's or integration's verdict on an evaluation, and send the text to the prompt bank's review
+    queue as a `source="firewall"` submission: a false positive as benign, a false negative as an attack, a
+    confirmed decision as what it was. The learning loop picks it up from there."""
+    from promptbank import services as bank
+    from promptbank.choices import LearningEventType
+
+    if kind not in Feedback.values:
+        raise ValidationFailed(
+            f"feedback must be one of {', '.join(Feedback.values)}.", fields={"feedback": ["Unknown feedback kind."]}
+        )
+    note = (note or "").strip()
+    if len(note) > 2_000:
+        raise ValidationFailed("note is longer than 2,000 characters.", fields={"note": ["At most 2,000 characters."]})
+    if evaluation.decision == Decision.THROTTLED:
+        raise ValidationFailed(
+            "A throttled call was not evaluated, so there is no decision to give feedback on.",
+            fields={"feedback": ["Throttled evaluations take no feedback."]},
+        )
+    blocked = evaluation.policy_decision in (Decision.BLOCKED, Decision.SANITIZED)
+    attack = kind == Feedback.FALSE_NEGATIVE or (kind == Feedback.CORRECT and blocked)
+    with transaction.atomic():
+        evaluation.feedback = kind
+        evaluation.feedback_note = note
+        evaluation.feedback_at = timezone.now()
+        evaluation.feedback_by = actor
+        evaluation.save(update_fields=["feedback", "feedback_note", "feedback_at", "feedback_by"])
+        submission = bank.submission_create(
+            organization=evaluation.organization,
+            text=evaluation.text,
+            label="attack" if attack else "benign",
+            category=_BANK_CATEGORY.get(evaluation.threat_type, "") if attack else "benign",
+            source="firewall",
+            source_ref=f"evaluation:{evaluation.pk}",
+            notes=note,
+            metadata={
+                "evaluation_id": str(evaluation.pk),
+                "feedback": kind,
+                "decision": evaluation.policy_decision,
+                "threat_type": evaluation.threat_type,
+                "confidence": evaluation.confidence,
+            },
+            submitter=actor,
+            submitter_key=api_key,
+        )
+        bank.learning_event_record(
+            organization=evaluation.organization,
+            event_type=LearningEventType.FEEDBACK_RECORDED,
+            source=evaluation,
+            action=f"{kind} feedback → bank submission",
+            result={"submission_id": str(submission.pk), "label": "attack" if attack else "benign"},
+        )
+    return evaluation
+
+
+# --- policy -------------------------------------------------------------------------------------------------------
+
+POLICY_FIELDS = (
+    "block_threshold",
+    "flag_threshold",
+    "actions",
+    "detectors",
+    "max_input_chars",
+    "rate_limit_per_minute",
+    "fail_mode",
+    "monitor_mode",
+    "webhook_url",
+    "webhook_secret",
+    "context_turns",
+)
+SECRET_FIELDS = {"webhook_secret"}
+MAX_INPUT_CHARS_CEILING = 1_000_000
+
+
+def _policy_errors(values: dict[str, Any]) -> dict[str, list[str]]:
+    errors: dict[str, list[str]] = {}
+
+    def bad(name: str, message: str) -> None:
+        errors.setdefault(name, []).append(message)
+
+    for name in ("block_threshold", "flag_threshold"):
+        value = values[name]
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0.0 <= value <= 1.0:
+            bad(name, "A number from 0 to 1.")
+    if not errors and values["flag_threshold"] > values["block_threshold"]:
+        bad("flag_threshold", "Must not be above the block threshold.")
+    actions = values["actions"]
+    if not isinstance(actions, dict):
+        bad("actions", "An object of threat type → action.")
+    else:
+        known = {t.value for t in ThreatType if t != ThreatType.NONE}
+        for threat, action in actions.items():
+            if threat not in known:
+                bad("actions", f"Unknown threat type {threat!r}.")
+            elif action not in Action.values:
+                bad("actions", f"{threat}: action must be one of {', '.join(Action.values)}.")
+    detectors = values["detectors"]
+    if not isinstance(detectors, dict) or not all(isinstance(v, bool) for v in detectors.values()):
+        bad("detectors", "An object of detector name → true/false.")
+    else:
+        for name in detectors:
+            if name not in DETECTORS:
+                bad("detectors", f"Unknown detector {name!r}; known: {', '.join(DETECTORS)}.")
+    for name, low, high in (
+        ("max_input_chars", 1, MAX_INPUT_CHARS_CEILING),
+        ("rate_limit_per_minute", 0, 1_000_000),
+        ("context_turns", 0, 50),
+    ):
+        value = values[name]
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            bad(name, f"A whole number from {low:,} to {high:,}.")
+    if values["fail_mode"] not in FailMode.values:
+        bad("fail_mode", f"One of {', '.join(FailMode.values)}.")
+    if not isinstance(values["monitor_mode"], bool):
+        bad("monitor_mode", "true or false.")
+    url = values["webhook_url"]
+    if not isinstance(url, str) or (url and not url.startswith(("http://", "https://"))) or len(url or "") > 500:
+        bad("webhook_url", "An http(s) URL of at most 500 characters, or empty.")
+    if not isinstance(values["webhook_secret"], str) or len(values["webhook_secret"]) > 200:
+        bad("webhook_secret", "Text of at most 200 characters.")
+    if isinstance(url, str) and url and not values["webhook_secret"]:
+        bad("webhook_secret", "A webhook needs a secret to sign its deliveries.")
+    return errors
+
+
+def _forget_policy(organization: Organization) -> None:
+    """Drop the cached policy now and again at commit (a reader between the two may have cached the old rows)."""
+    runtime.forget_policy(organization.pk)
+    transaction.on_commit(lambda: runtime.forget_policy(organization.pk))
+
+
+@transaction.atomic
+def policy_update(
+    *, organization: Organization, changes: dict[str, Any], actor: User | None, ip: str | None = None
+) -> TenantPolicy:
+    """Apply a partial update to the organization's policy: validated as a whole, versioned and audited (secrets are
+    audited as "changed", never by value). Unknown fields are refused."""
+    unknown = sorted(set(changes) - set(POLICY_FIELDS))
+    if unknown:
+        raise ValidationFailed(
+            f"Unknown policy field(s): {', '.join(unknown)}.", fields={name: ["Unknown field."] for name in unknown}
+        )
+    policy = TenantPolicy.objects.select_for_update().get(pk=policy_for(organization).pk)
+    values = {name: getattr(policy, name) for name in POLICY_FIELDS}
+    if "actions" in changes and isinstance(changes["actions"], dict):
+        changes = {**changes, "actions": {**(policy.actions or {}), **changes["actions"]}}
+    if "detectors" in changes and isinstance(changes["detectors"], dict):
+        changes = {**changes, "detectors": {**(policy.detectors or {}), **changes["detectors"]}}
+    values.update(changes)
+    if isinstance(values["block_threshold"], int) and not isinstance(values["block_threshold"], bool):
+        values["block_threshold"] = float(values["block_threshold"])
+    if isinstance(values["flag_threshold"], int) and not isinstance(values["flag_threshold"], bool):
+        values["flag_threshold"] = float(values["flag_threshold"])
+    errors = _policy_errors(values)
+    if errors:
+        raise ValidationFailed(
+            "The policy was not changed: " + "; ".join(f"{k}: {v[0]}" for k, v in errors.items()), fields=errors
+        )
+    diff: dict[str, Any] = {}
+    for name in POLICY_FIELDS:
+        old, new = getattr(policy, name), values[name]
+        if old != new:
+            diff[name] = "changed" if name in SECRET_FIELDS else {"from": old, "to": new}
+            setattr(policy, name, new)
+    if not diff:
+        return policy
+    policy.version += 1
+    policy.updated_by = actor
+    policy.save()
+    audit_log_write(
+        organization=organization,
+        action=AuditAction.POLICY_CHANGED,
+        actor=actor,
+        target=policy,
+        target_label=f"firewall policy v{policy.version}",
+        ip=ip,
+        data={"changes": diff, "version": policy.version},
+    )
+    _forget_policy(organization)
+    return policy
+
+
+@transaction.atomic
+def emergency_stop_set(
+    *, organization: Organization, active: bool, actor: User | None, reason: str = "", ip: str | None = None
+) -> TenantPolicy:
+    """Switch the emergency stop: while on, every evaluation of the organization is blocked. Audited; takes effect on
+    every web process at its next request (the policy cache entry is dropped on commit)."""
+    reason = (reason or "").strip()[:500]
+    if active and not reason:
+        raise ValidationFailed("Say why the firewall is being stopped.", fields={"reason": ["A reason is required."]})
+    policy = TenantPolicy.objects.select_for_update().get(pk=policy_for(organization).pk)
+    if policy.emergency_stop == active:
+        return policy
+    policy.emergency_stop = active
+    policy.emergency_stop_reason = reason if active else ""
+    policy.emergency_stop_at = timezone.now() if active else None
+    policy.version += 1
+    policy.updated_by = actor
+    policy.save()
+    audit_log_write(
+        organization=organization,
+        action=AuditAction.EMERGENCY_STOP,
+        actor=actor,
+        target=policy,
+        target_label="firewall emergency stop " + ("on" if active else "off"),
+        ip=ip,
+        data={"active": active, "reason": reason, "version": policy.version},
+    )
+    _forget_policy(organization)
+    return policy
+
+
+# --- signatures ---------------------------------------------------------------------------------------------------
+
+
+def signature_validate(*, rule_id: str, pattern: str, threat_type: str, severity: str, weight: float) -> SignatureRule:
+    """The rule as the engine would compile it; ValidationFailed with the field at fault otherwise."""
+    try:
+        rule = SignatureRule(rule_id, pattern, ThreatType(threat_type), Severity(severity), weight)
+        SignatureSet([rule])
+    except ValueError as exc:
+        message = str(exc)
+        field_name = "pattern" if "pattern" in message else "weight" if "weight" in message else "threat_type"
+        raise ValidationFailed(message, fields={field_name: [message]}) from None
+    if ThreatType(threat_type) == ThreatType.NONE:
+        raise ValidationFailed("A rule must name a threat type.", fields={"threat_type": ["Pick a threat type."]})
+    return rule
+
+
+def builtin_signatures_sync() -> int:
+    """Make sure every shipped rule has its global `Signature` row (curators' edits to existing rows are kept)."""
+    from firewall.engine.signatures import BUILTIN_RULES
+    from firewall.models import Signature
+
+    existing = set(Signature.objects.filter(organization__isnull=True).values_list("rule_id", flat=True))
+    missing = [
+        Signature(
+            organization=None,
+            rule_id=rule.rule_id,
+            pattern=rule.pattern,
+            threat_type=rule.threat_type.value,
+            severity=rule.severity.value,
+            weight=rule.weight,
+            description=rule.description,
+            source="builtin",
+        )
+        for rule in BUILTIN_RULES
+        if rule.rule_id not in existing
+    ]
+    if missing:
+        Signature.objects.bulk_create(missing, ignore_conflicts=True)
+        transaction.on_commit(runtime.signatures_changed)
+    return len(missing)
+
+
+@dataclass(slots=True)
+class RuleTestReport:
+    """What a rule matches in the bank: counts over attack and benign prompts, and examples of each."""
+
+    attack_total: int
+    benign_total: int
+    attack_matches: int = 0
+    benign_matches: int = 0
+    attack_examples: list[tuple[str, str]] = field(default_factory=list)  # (prompt id, matched excerpt)
+    benign_examples: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def recall(self) -> float:
+        return self.attack_matches / self.attack_total if self.attack_total else 0.0
+
+    @property
+    def false_positive_rate(self) -> float:
+        return self.benign_matches / self.benign_total if self.benign_total else 0.0
+
+
+def signature_test_against_bank(
+    *, pattern: str, organization: Organization | None = None, examples: int = 10
+) -> RuleTestReport:
+    """Run a rule over the bank's active prompts visible to the organization (the global bank plus its own), through the
+    same normalization the engine applies, before anyone switches it on."""
+    from firewall.engine.normalize import normalize
+    from promptbank.models import Prompt
+
+    rule = signature_validate(
+        rule_id="TEST", pattern=pattern, threat_type="prompt_injection", severity="medium", weight=1.0
+    )
+    regex = SignatureSet([rule])._compiled[0].regex
+    prompts = Prompt.objects.filter(is_active=True)
+    prompts = prompts.for_org(organization, include_global=True) if organization is not None else prompts.global_rows()
+    report = RuleTestReport(attack_total=0, benign_total=0)
+    for pk, text, label in prompts.values_list("pk", "text", "label").iterator(chunk_size=2000):
+        attack = label == "attack"
+        if attack:
+            report.attack_total += 1
+        else:
+            report.benign_total += 1
+        match = regex.search(normalize(text).text)
+        if match is None:
+            continue
+        excerpt = match.group(0)[:160]
+        if attack:
+            report.attack_matches += 1
+            if len(report.attack_examples) < examples:
+                report.attack_examples.append((str(pk), excerpt))
+        else:
+            report.benign_matches += 1
+            if len(report.benign_examples) < examples:
+                report.benign_examples.append((str(pk), excerpt))
+    return report
