@@ -19,6 +19,9 @@ from accounts.tests.factories import ApiKeyFactory, MembershipFactory, Organizat
 
 PASSWORD = "correct-horse-battery-staple"
 
+# The loopback OpenAI-compatible server (`llm_server`, `llm_server_factory`) for judges and red-team targets.
+pytest_plugins = ["evalence.tests.llm_fixtures"]
+
 
 def redis_available() -> bool:
     return bool(settings.REDIS_URL)
@@ -49,6 +52,11 @@ def _clean_caches() -> None:
 
     runtime.reset()
     state.reset_local_state()
+    from firewall.engine.breaker import forget_breakers
+    from firewall.engine.remote import forget_judges
+
+    forget_breakers()
+    forget_judges()
     if redis_available():
         import django_rq
 

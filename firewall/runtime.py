@@ -158,14 +158,15 @@ _judges = _Versioned("fw:judges:stamp")
 
 def _build_judges(organization_id: Any) -> Any:
     from firewall.engine.breaker import breaker_for
-    from firewall.engine.remote import JudgeChain, RemoteJudge
+    from firewall.engine.remote import JudgeChain, judge_for
     from firewall.models import DetectorModel
 
     chain = []
     for row in DetectorModel.objects.filter(organization_id=organization_id, is_active=True).order_by(
         "priority", "name"
     ):
-        judge = RemoteJudge(
+        judge = judge_for(
+            str(row.pk),
             name=row.name,
             base_url=row.base_url,
             model=row.model,
@@ -174,10 +175,10 @@ def _build_judges(organization_id: Any) -> Any:
             extra_params=row.extra_params or {},
         )
         breaker = breaker_for(
-            f"{row.pk}:{row.updated_at.timestamp()}",
+            str(row.pk),
             failure_threshold=row.failure_threshold,
             recovery_timeout_s=row.recovery_timeout_s,
-            name=row.name,
+            name=f"model:{row.name}",
         )
         chain.append((judge, breaker))
     return JudgeChain(chain) if chain else None

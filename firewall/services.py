@@ -44,6 +44,8 @@ class EvaluationRequest:
     system_prompt: str = ""
     canary: str = ""
     metadata: dict[str, Any] = field(default_factory=dict)
+    # Earlier turns the caller sent along (an OpenAI-style `messages` list), oldest first; scanned like session turns.
+    context: list[str] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -196,8 +198,11 @@ def _run(
     timings: bool = False,
 ) -> tuple[EvaluationOutcome, EngineResult]:
     engine = runtime.engine_for(organization, config)
-    use_context = "context" in config.detectors and request.session_id and request.direction == "input"
+    context_on = "context" in config.detectors and request.direction == "input" and config.context_turns > 0
+    use_context = context_on and bool(request.session_id)
     context = state.session_turns(organization.pk, request.session_id, config.context_turns) if use_context else []
+    if context_on and request.context:
+        context = [*context, *request.context[-config.context_turns :]]
     result = engine.scan(
         EngineInput(
             text=request.text,
@@ -330,12 +335,12 @@ def _store(
 
 
 def _notify_blocked(organization: Organization, evaluation: Evaluation) -> None:
-    policy = TenantPolicy.objects.filter(organization=organization).only("webhook_url").first()
+    policy = TenantPolicy.objects.filter(organization=organization).first()
     if policy is None or not policy.webhook_url:
         return
     from firewall.webhooks import webhook_enqueue
 
-    webhook_enqueue(evaluation)
+    webhook_enqueue(evaluation, policy)
 
 
 def _record_metrics(organization: Organization, outcome: EvaluationOutcome) -> None:
@@ -425,11 +430,6 @@ def feedback_record(
     blocked = evaluation.policy_decision in (Decision.BLOCKED, Decision.SANITIZED)
     attack = kind == Feedback.FALSE_NEGATIVE or (kind == Feedback.CORRECT and blocked)
     with transaction.atomic():
-        evaluation.feedback = kind
-        evaluation.feedback_note = note
-        evaluation.feedback_at = timezone.now()
-        evaluation.feedback_by = actor
-        evaluation.save(update_fields=["feedback", "feedback_note", "feedback_at", "feedback_by"])
         submission = bank.submission_create(
             organization=evaluation.organization,
             text=evaluation.text,
@@ -448,6 +448,13 @@ def feedback_record(
             submitter=actor,
             submitter_key=api_key,
         )
+        evaluation.feedback = kind
+        evaluation.feedback_note = note
+        evaluation.feedback_at = timezone.now()
+        evaluation.feedback_by = actor
+        # The bank submission it went to (a pending one with the same text counts it again), for links and the API.
+        evaluation.context = {**(evaluation.context or {}), "feedback_submission_id": str(submission.pk)}
+        evaluation.save(update_fields=["feedback", "feedback_note", "feedback_at", "feedback_by", "context"])
         bank.learning_event_record(
             organization=evaluation.organization,
             event_type=LearningEventType.FEEDBACK_RECORDED,
