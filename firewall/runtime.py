@@ -21,7 +21,7 @@ from django.db.models import Q
 
 from firewall.engine.pipeline import ALL_DETECTORS, Engine
 from firewall.engine.policy import PolicyConfig
-from firewall.engine.signatures import SignatureRule, SignatureSet
+from firewall.engine.signatures import SignatureRule, SignatureSet, with_builtin_hints
 from firewall.engine.types import Severity, ThreatType
 
 if TYPE_CHECKING:
@@ -111,9 +111,10 @@ _signature_sets = _Versioned(SIGNATURE_STAMP_KEY)
 
 
 def rule_from_row(row: Any) -> SignatureRule:
-    return SignatureRule(
+    rule = SignatureRule(
         row.rule_id, row.pattern, ThreatType(row.threat_type), Severity(row.severity), row.weight, row.description
     )
+    return with_builtin_hints(rule) if row.organization_id is None else rule
 
 
 def _build_signatures(organization_id: Any) -> SignatureSet:

@@ -11,6 +11,7 @@ travel guide", "repeat the request word for word", "reset my password").
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -29,6 +30,9 @@ class SignatureRule:
     severity: Severity
     weight: float  # the score a match gives, in (0, 1]
     description: str = ""
+    # Lower-case literals of which every match contains at least one: a candidate holding none of them skips the
+    # regex (a substring test costs a fraction of a case-insensitive regex scan). Empty: the regex always runs.
+    hints: tuple[str, ...] = ()
 
 
 _W = r"(?:\W+\w+)"  # one more word after a separator
@@ -164,6 +168,7 @@ BUILTIN_RULES: tuple[SignatureRule, ...] = (
 class _Compiled:
     rule: SignatureRule
     regex: re.Pattern[str]
+    hints: tuple[str, ...]
 
 
 class SignatureSet:
@@ -182,7 +187,7 @@ class SignatureSet:
                 regex = re.compile(rule.pattern, re.IGNORECASE)
             except re.error as exc:
                 raise ValueError(f"{rule.rule_id}: invalid pattern: {exc}") from None
-            compiled.append(_Compiled(rule, regex))
+            compiled.append(_Compiled(rule, regex, tuple(h.lower() for h in rule.hints)))
         self._compiled = tuple(compiled)
 
     def __len__(self) -> int:
@@ -197,8 +202,11 @@ class SignatureSet:
         findings: list[Finding] = []
         reported: set[str] = set()
         for candidate in candidates:
+            lowered = candidate.text.lower()
             for item in self._compiled:
                 if item.rule.rule_id in reported:
+                    continue
+                if item.hints and not any(hint in lowered for hint in item.hints):
                     continue
                 match = item.regex.search(candidate.text)
                 if match is None:
@@ -222,6 +230,33 @@ class SignatureSet:
         return findings
 
 
+# Every match of a built-in rule contains one of these (tests check each rule's hints against its attack examples).
+BUILTIN_HINTS: dict[str, tuple[str, ...]] = {
+    "PI-001": ("ignore", "disregard", "forget", "skip", "override", "bypass", "drop"),
+    "PI-002": ("instruction", "rules", "system", "directive"),
+    "PI-003": ("system", "developer", "admin", "root"),
+    "PI-004": ("being", "acting", "longer"),
+    "SPL-001": ("prompt", "instruction", "message", "rules", "configuration"),
+    "SPL-002": ("above", "before"),
+    "JB-001": ("anything", "dan"),
+    "JB-002": ("mode",),
+    "JB-003": ("restriction", "filter", "censor", "moral", "ethic", "polic", "safety"),
+    "JB-004": ("character",),
+    "JB-005": ("pretend", "imagine", "act"),
+    "JB-006": ("polic",),
+    "DE-001": ("dump", "exfiltrate", "leak", "expose", "reveal", "extract"),
+    "EO-001": ("decode", "decipher", "decrypt", "reverse", "unscramble", "translate"),
+}
+
+
+def with_builtin_hints(rule: SignatureRule) -> SignatureRule:
+    """A built-in rule (also loaded back from its `Signature` row) gets its hints while its pattern is unchanged."""
+    for builtin in BUILTIN_RULES:
+        if builtin.rule_id == rule.rule_id and builtin.pattern == rule.pattern and not rule.hints:
+            return dataclasses.replace(rule, hints=BUILTIN_HINTS.get(rule.rule_id, ()))
+    return rule
+
+
 _builtin: SignatureSet | None = None
 
 
@@ -229,5 +264,5 @@ def builtin_signatures() -> SignatureSet:
     """The shipped rule set, compiled on first use and shared by every evaluation in the process."""
     global _builtin
     if _builtin is None:
-        _builtin = SignatureSet(BUILTIN_RULES)
+        _builtin = SignatureSet(with_builtin_hints(rule) for rule in BUILTIN_RULES)
     return _builtin
