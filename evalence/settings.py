@@ -262,6 +262,11 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "JobStatusEnum": "evalence.jobs.JobStatus",
         "SubmissionStatusEnum": "promptbank.choices.SubmissionStatus",
+        "DecisionEnum": "firewall.choices.Decision",
+        "FirewallSeverityEnum": "firewall.filters.SEVERITY_CHOICES",
+        "SeverityEnum": "promptbank.choices.Severity",
+        "MessageRoleEnum": "firewall.api.serializers.MESSAGE_ROLES",
+        "RoleEnum": "accounts.choices.Role",
     },
 }
 

@@ -17,6 +17,7 @@ api_v1 = [
     path("", api_root, name="root"),
     path("accounts/", include("accounts.api.urls")),
     path("promptbank/", include(("promptbank.api.urls", "promptbank"), namespace="promptbank")),
+    path("firewall/", include(("firewall.api.urls", "firewall"), namespace="firewall")),
 ]
 
 urlpatterns = [

@@ -30,9 +30,9 @@ class Direction(models.TextChoices):
 
 
 ThreatType = models.TextChoices(
-    "ThreatType", [(t.value, t.value.replace("_", " ").capitalize()) for t in EngineThreatType]
+    "ThreatType", [(t.name, (t.value, t.value.replace("_", " ").capitalize())) for t in EngineThreatType]
 )
-Severity = models.TextChoices("Severity", [(s.value, s.value.capitalize()) for s in EngineSeverity])
+Severity = models.TextChoices("Severity", [(s.name, (s.value, s.value.capitalize())) for s in EngineSeverity])
 
 
 class Feedback(models.TextChoices):

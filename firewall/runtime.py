@@ -59,7 +59,9 @@ def policy_config(organization: Organization) -> PolicyConfig:
         from firewall.selectors import policy_for
 
         config = policy_config_from(policy_for(organization))
-        cache.set(key, config, POLICY_TTL_S)
+        # Without Redis the cache is this process's own: a change made by another process (a command, a shell) is
+        # seen after FIREWALL_REFRESH_S instead of waiting for the long TTL.
+        cache.set(key, config, POLICY_TTL_S if settings.REDIS_URL else settings.FIREWALL_REFRESH_S)
     return config
 
 
