@@ -1,5 +1,5 @@
-"""The product's sections still served by a landing page, until each section's issue lands (the prompt bank has its
-own pages: `promptbank.views`)."""
+"""The product's sections still served by a landing page, until each section's issue lands (the prompt bank and the
+firewall have their own pages: `promptbank.views`, `firewall.views`)."""
 
 from __future__ import annotations
 
@@ -26,13 +26,6 @@ SECTIONS = (
             "Threats by type and severity, and latency percentiles",
             "Attack success rate by category for every target",
         ),
-    ),
-    Section(
-        "firewall",
-        "Firewall",
-        "firewall:index",
-        "A low-latency API that every LLM application calls on each input and output.",
-        ("A playground that shows each detector's evidence", "Evaluations with filters", "Per-organization policy"),
     ),
     Section(
         "testing",
