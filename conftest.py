@@ -52,6 +52,9 @@ def _clean_caches() -> None:
 
     runtime.reset()
     state.reset_local_state()
+    from firewall.detectors import reset_caches
+
+    reset_caches()
     from firewall.engine.breaker import forget_breakers
     from firewall.engine.remote import forget_judges
 

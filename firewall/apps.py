@@ -7,7 +7,10 @@ class FirewallConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        import firewall.metrics  # noqa: F401 - registers the collectors and subscribes them to circuit breakers
+        # Imported for their side effects: the bank's prompts_changed reaches the similarity index, and the metrics
+        # collectors subscribe to circuit breakers.
+        import firewall.detectors
+        import firewall.metrics  # noqa: F401
         from firewall import signals
 
         signals.connect(self)

@@ -201,16 +201,9 @@ def judges_changed() -> None:
 def engine_for(organization: Organization, config: PolicyConfig | None = None) -> Engine:
     """The engine for one organization: its signatures, the active classifier, the similarity index (the global bank
     plus its own attacks), and its remote judges when its policy turns them on."""
-    try:
-        from firewall import detectors
-    except ImportError:  # TEMP until firewall/detectors.py lands
-        detectors = None
+    from firewall import detectors
+
     config = config or policy_config(organization)
-    if detectors is None:
-        return Engine(
-            signatures=signature_set(organization.pk),
-            judges=judges(organization.pk) if "models" in config.detectors else None,
-        )
     return Engine(
         signatures=signature_set(organization.pk),
         classifier=detectors.active_classifier() if "classifier" in config.detectors else None,

@@ -1,0 +1,420 @@
+"""The trained detectors' life cycle: training the classifier from the bank, versions and their activation, and the
+per-process caches of the active classifier and of the similarity indexes (hot-swapped, no restart needed).
+
+- `detector_train` fits a classifier on the active bank (`training_data`), stores it as a new `DetectorVersion`
+  (artifact, SHA-256, held-out metrics, what it was trained on) and activates it per the `activate` rule.
+- `active_classifier()` is what the engine calls on every evaluation: a process-local copy, re-checked against the
+  database at most every `FIREWALL_REFRESH_S` seconds (one indexed query), so web and worker processes pick up a new
+  version by themselves. An artifact whose SHA-256 does not match its row is never loaded.
+- `similarity_index(organization)` holds the known attacks (the global bank's, plus the organization's own). It is
+  rebuilt when `promptbank.signals.prompts_changed` fires in this process, and, for changes made by other processes,
+  when the scope's stamp in Django's cache has moved (checked at most every `FIREWALL_REFRESH_S` seconds).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db import IntegrityError, transaction
+from django.db.models import Max
+from django.dispatch import receiver
+from django.utils import timezone
+
+from accounts.models import Organization, User
+from evalence.errors import ApplicationError, Conflict
+from firewall.choices import DetectorStatus
+from firewall.engine.classifier import Classifier, threat_of, train
+from firewall.engine.similarity import Match, SimilarityIndex
+from firewall.engine.types import Candidate, Finding
+from firewall.models import DetectorVersion
+from promptbank.choices import Label, LearningEventType
+from promptbank.models import Prompt
+from promptbank.selectors import release_prompt_versions
+from promptbank.signals import prompts_changed
+
+logger = logging.getLogger("evalence.firewall")
+
+ACTIVATE_RULES = ("auto", "force", "never")
+# "auto" accepts a new version whose held-out recall is at most this much lower, and FPR this much higher, than the
+# active version's (the same data and seed give the same figures; tiny differences are noise of the split).
+RECALL_TOLERANCE = 0.005
+FPR_TOLERANCE = 0.002
+MIN_PER_CLASS = 10
+
+
+# --- training data --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BankRow:
+    id: str
+    text: str
+    label: int  # 1 = attack
+    category: str
+
+
+def _active_global_release() -> Any:
+    from promptbank.models import BankRelease
+
+    return BankRelease.objects.filter(organization__isnull=True, is_active=True).first()
+
+
+def bank_rows(*, organization: Organization | None = None) -> tuple[list[BankRow], str]:
+    """The bank the detectors learn from, and a description of it: the active global release's prompts (as that
+    release holds them) if there is one, else every active global prompt; plus the organization's own active
+    prompts when one is given (never another organization's)."""
+    rows: list[BankRow] = []
+    release = _active_global_release()
+    if release is not None:
+        versions = release_prompt_versions(release)
+        meta = Prompt.objects.filter(pk__in=list(versions)).values_list("pk", "label", "category")
+        for pk, label, category in meta.iterator():
+            rows.append(BankRow(str(pk), versions[pk][2], int(label == Label.ATTACK), category))
+        described = f"global release {release.version}"
+    else:
+        prompts = Prompt.objects.filter(organization__isnull=True, is_active=True)
+        for pk, text, label, category in prompts.values_list("pk", "text", "label", "category").iterator():
+            rows.append(BankRow(str(pk), text, int(label == Label.ATTACK), category))
+        described = "all active global prompts"
+    if organization is not None:
+        own = Prompt.objects.filter(organization=organization, is_active=True)
+        for pk, text, label, category in own.values_list("pk", "text", "label", "category").iterator():
+            rows.append(BankRow(str(pk), text, int(label == Label.ATTACK), category))
+        described += f" + {organization.slug}'s own prompts"
+    rows.sort(key=lambda row: row.id)  # a stable order: the same bank gives the same split
+    return rows, described
+
+
+def training_data(*, organization: Organization | None = None) -> tuple[list[str], list[int], list[str]]:
+    """The active bank as (texts, labels with attack = 1, categories); see `bank_rows`."""
+    rows, _ = bank_rows(organization=organization)
+    return [r.text for r in rows], [r.label for r in rows], [r.category for r in rows]
+
+
+# --- versions -------------------------------------------------------------------------------------------------------
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def load_version(version: DetectorVersion) -> Classifier:
+    """The classifier of a stored version, after checking the artifact against its recorded SHA-256."""
+    data = bytes(version.artifact)
+    if _sha256(data) != version.artifact_sha256:
+        raise Conflict(f"Classifier v{version.version}: the artifact does not match its SHA-256; not loaded.")
+    try:
+        return Classifier.from_bytes(data, version=f"v{version.version}")
+    except ValueError as exc:
+        raise Conflict(f"Classifier v{version.version} cannot be loaded: {exc}") from None
+
+
+def _record_event(version: DetectorVersion, event_type: str, action: str) -> None:
+    from promptbank.services import learning_event_record
+
+    learning_event_record(
+        organization=None,
+        event_type=event_type,
+        source=version,
+        action=action,
+        result={"version": version.version, "status": version.status, "metrics": _headline(version.metrics)},
+    )
+
+
+def _headline(metrics: dict[str, Any]) -> dict[str, Any]:
+    return {k: metrics.get(k) for k in ("precision", "recall", "f1", "fpr", "threshold")}
+
+
+@transaction.atomic
+def detector_activate(*, version: DetectorVersion, actor: User | None = None, reason: str = "") -> DetectorVersion:
+    """Make `version` the active classifier (the previous one is retired). Every process switches to it within
+    `FIREWALL_REFRESH_S` seconds."""
+    version = DetectorVersion.objects.select_for_update().get(pk=version.pk)
+    if version.status == DetectorStatus.ACTIVE:
+        return version
+    if version.status == DetectorStatus.REJECTED:
+        raise Conflict(f"Classifier v{version.version} was rejected and cannot be activated.")
+    load_version(version)  # refuse an artifact that does not verify or load
+    now = timezone.now()
+    DetectorVersion.objects.select_for_update().filter(status=DetectorStatus.ACTIVE).update(
+        status=DetectorStatus.RETIRED
+    )
+    version.status = DetectorStatus.ACTIVE
+    version.activated_at = now
+    actor_name = f" by {actor.email}" if actor is not None else ""
+    version.reason = reason or f"Activated{actor_name}."
+    version.save(update_fields=["status", "activated_at", "reason"])
+    _record_event(version, LearningEventType.DETECTOR_ACTIVATED, f"classifier v{version.version} activated")
+    transaction.on_commit(_forget_classifier)
+    return version
+
+
+def _compare(new: dict[str, Any], active: DetectorVersion) -> str:
+    """Why `new` metrics are worse than the active version's, or "" when they are not."""
+    old = active.metrics or {}
+    problems = []
+    if new["recall"] < float(old.get("recall", 0.0)) - RECALL_TOLERANCE:
+        problems.append(f"held-out recall {new['recall']:.4f} < {float(old['recall']):.4f}")
+    if new["fpr"] > float(old.get("fpr", 1.0)) + FPR_TOLERANCE:
+        problems.append(f"held-out FPR {new['fpr']:.4f} > {float(old['fpr']):.4f}")
+    if not problems:
+        return ""
+    return f"Not activated: worse than the active v{active.version} ({'; '.join(problems)})."
+
+
+def detector_train(*, actor: User | None = None, activate: str = "auto", seed: int = 0) -> DetectorVersion:
+    """Train a classifier on the active bank, store it as a new version and activate it per `activate`:
+
+    - "auto": only if it is no worse than the active version on held-out recall and FPR (otherwise it stays a
+      candidate, with the reason); the first version is always activated;
+    - "force": activate whatever the figures;
+    - "never": keep it as a candidate.
+
+    The fit runs outside the transaction (tens of seconds on a large bank); the row and the activation are atomic.
+    """
+    if activate not in ACTIVATE_RULES:
+        raise ApplicationError(f"activate must be one of {', '.join(ACTIVATE_RULES)}, not {activate!r}.")
+    rows, described = bank_rows()
+    attacks = sum(r.label for r in rows)
+    benign = len(rows) - attacks
+    if attacks < MIN_PER_CLASS or benign < MIN_PER_CLASS:
+        raise ApplicationError(
+            f"The bank has {attacks} attack and {benign} benign prompts; training needs at least {MIN_PER_CLASS} of "
+            "each (load the seed with `manage.py promptbank_seed`)."
+        )
+    started = time.perf_counter()
+    classifier, metrics = train([r.text for r in rows], [r.label for r in rows], [r.category for r in rows], seed=seed)
+    seconds = round(time.perf_counter() - started, 2)
+    artifact = classifier.to_bytes()
+    categories: dict[str, int] = {}
+    for r in rows:
+        categories[r.category] = categories.get(r.category, 0) + 1
+    data_hash = hashlib.sha256()
+    for r in rows:
+        data_hash.update(f"{r.id}\t{r.label}\t{r.category}\t{_sha256(r.text.encode())}\n".encode())
+    training = {
+        "bank": described,
+        "prompts": len(rows),
+        "attacks": attacks,
+        "benign": benign,
+        "categories": dict(sorted(categories.items())),
+        "data_sha256": data_hash.hexdigest(),
+        "seed": seed,
+        "seconds": seconds,
+        "artifact_bytes": len(artifact),
+        "model": "hashed character 3-5-grams (2^18 buckets), idf, logistic regression",
+    }
+    with transaction.atomic():
+        number = (DetectorVersion.objects.aggregate(n=Max("version"))["n"] or 0) + 1
+        try:
+            with transaction.atomic():
+                version = DetectorVersion.objects.create(
+                    version=number,
+                    status=DetectorStatus.CANDIDATE,
+                    artifact=artifact,
+                    artifact_sha256=_sha256(artifact),
+                    metrics=metrics,
+                    training=training,
+                    created_by=actor,
+                )
+        except IntegrityError:
+            raise Conflict(f"Another training stored v{number} at the same time; run it again.") from None
+        _record_event(version, LearningEventType.DETECTOR_TRAINED, f"classifier v{number} trained")
+        active = DetectorVersion.objects.filter(status=DetectorStatus.ACTIVE).first()
+        if activate == "never":
+            version.reason = "Not activated (activate=never)."
+        elif activate == "force":
+            return detector_activate(version=version, actor=actor, reason="Activated (activate=force).")
+        elif active is None:
+            return detector_activate(version=version, actor=actor, reason="Activated: no version was active.")
+        else:
+            worse = _compare(metrics, active)
+            if not worse:
+                return detector_activate(
+                    version=version,
+                    actor=actor,
+                    reason=f"Activated: no worse than v{active.version} on held-out recall and FPR.",
+                )
+            version.reason = worse
+        version.save(update_fields=["reason"])
+    return version
+
+
+# --- the active classifier, per process -----------------------------------------------------------------------------
+
+
+class _ClassifierCache:
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.classifier: Classifier | None = None
+        self.loaded: tuple[int, str] | None = None  # (version, sha256) of what `classifier` is
+        self.checked_at = float("-inf")
+
+
+_classifier_cache = _ClassifierCache()
+
+
+def _forget_classifier() -> None:
+    """Make this process re-check the active version on its next call (other processes do within the interval)."""
+    _classifier_cache.checked_at = float("-inf")
+
+
+def active_classifier() -> Classifier | None:
+    """The active classifier, or None when no version is active (or the active one fails to verify and none was
+    loaded before). Re-checks the database at most every `FIREWALL_REFRESH_S` seconds; thread-safe."""
+    state = _classifier_cache
+    refresh = float(settings.FIREWALL_REFRESH_S)
+    if time.monotonic() - state.checked_at < refresh:
+        return state.classifier
+    with state.lock:
+        if time.monotonic() - state.checked_at < refresh:  # another thread refreshed meanwhile
+            return state.classifier
+        active = DetectorVersion.objects.filter(status=DetectorStatus.ACTIVE)
+        current = active.values_list("version", "artifact_sha256").first()
+        if current is None:
+            state.classifier, state.loaded = None, None
+        elif current != state.loaded:
+            row = DetectorVersion.objects.filter(version=current[0]).first()
+            try:
+                if row is None:
+                    raise Conflict(f"Classifier v{current[0]} disappeared.")
+                state.classifier = load_version(row)
+                state.loaded = current
+                logger.info("classifier v%s loaded", current[0])
+            except ApplicationError as exc:
+                # Keep serving the version loaded before (if any) rather than none at all.
+                logger.error("classifier not swapped: %s", exc.message)
+        state.checked_at = time.monotonic()
+        return state.classifier
+
+
+# --- similarity indexes, per process --------------------------------------------------------------------------------
+
+
+class CombinedIndex:
+    """The global index and an organization's own, searched together (the global one is shared, not copied)."""
+
+    def __init__(self, *indexes: SimilarityIndex) -> None:
+        self.indexes = [index for index in indexes if len(index)]
+
+    def __len__(self) -> int:
+        return sum(len(index) for index in self.indexes)
+
+    def nearest(self, text: str, k: int = 5) -> list[Match]:
+        matches = [m for index in self.indexes for m in index.nearest(text, k)]
+        return sorted(matches, key=lambda m: -m.score)[:k]
+
+    def scan(self, candidates: list[Candidate]) -> list[Finding]:
+        findings = [f for index in self.indexes for f in index.scan(candidates)]
+        return [max(findings, key=lambda f: f.score)] if findings else []
+
+
+@dataclass
+class _Built:
+    index: SimilarityIndex
+    stamp: str
+    checked_at: float
+
+
+_index_lock = threading.Lock()
+_indexes: dict[str, _Built] = {}
+_STAMP_KEY = "firewall:similarity:stamp:{scope}"
+
+
+def _scope(organization: Organization | None) -> str:
+    return "global" if organization is None else str(organization.pk)
+
+
+def _stamp(scope: str) -> str:
+    """The scope's version stamp in the shared cache (a fresh one when the cache lost it: everyone rebuilds once)."""
+    key = _STAMP_KEY.format(scope=scope)
+    stamp = cache.get(key)
+    if stamp is None:
+        cache.add(key, uuid.uuid4().hex, timeout=None)
+        stamp = cache.get(key) or ""
+    return str(stamp)
+
+
+def _entries(rows: Iterable[BankRow]) -> tuple[list[tuple[str, str, str]], list[str]]:
+    attacks, benign = [], []
+    for r in rows:
+        if r.label:
+            attacks.append((r.id, r.text, threat_of(r.category).value))
+        else:
+            benign.append(r.text)
+    return attacks, benign
+
+
+def _build(scope: str, organization: Organization | None) -> SimilarityIndex:
+    if organization is None:
+        rows, _ = bank_rows()
+        attacks, benign = _entries(rows)
+    else:
+        own = Prompt.objects.filter(organization=organization, is_active=True)
+        attacks, benign = _entries(
+            BankRow(str(pk), text, int(label == Label.ATTACK), category)
+            for pk, text, label, category in own.values_list("pk", "text", "label", "category").iterator()
+        )
+    index = SimilarityIndex(attacks, benign=benign)
+    logger.info("similarity index %s built: %s attacks (%s benign twins left out)", scope, len(index), index.excluded)
+    return index
+
+
+def _scope_index(scope: str, organization: Organization | None) -> SimilarityIndex:
+    now = time.monotonic()
+    built = _indexes.get(scope)
+    if built is not None and now - built.checked_at < float(settings.FIREWALL_REFRESH_S):
+        return built.index
+    with _index_lock:
+        built = _indexes.get(scope)
+        now = time.monotonic()
+        if built is not None and now - built.checked_at < float(settings.FIREWALL_REFRESH_S):
+            return built.index
+        stamp = _stamp(scope)
+        if built is not None and built.stamp == stamp:
+            built.checked_at = now
+            return built.index
+        index = _build(scope, organization)
+        _indexes[scope] = _Built(index, stamp, time.monotonic())
+        return index
+
+
+def similarity_index(organization: Organization | None = None) -> SimilarityIndex | CombinedIndex:
+    """Known attacks for an evaluation: the global bank's (active release, else active prompts), plus the
+    organization's own private attack prompts when it has any (never another organization's)."""
+    shared = _scope_index("global", None)
+    if organization is None:
+        return shared
+    own = _scope_index(_scope(organization), organization)
+    return CombinedIndex(shared, own) if len(own) else shared
+
+
+def similarity_invalidate(organization: Organization | None = None) -> None:
+    """Mark a scope's index stale in every process: a new stamp in the shared cache, and this process's copy dropped."""
+    scope = _scope(organization)
+    cache.set(_STAMP_KEY.format(scope=scope), uuid.uuid4().hex, timeout=None)
+    with _index_lock:
+        _indexes.pop(scope, None)
+
+
+@receiver(prompts_changed, dispatch_uid="firewall.detectors.prompts_changed")
+def _on_prompts_changed(sender: Any, organization: Organization | None = None, **kwargs: Any) -> None:
+    similarity_invalidate(organization)
+
+
+def reset_caches() -> None:
+    """Forget every process-local copy (tests, and after a bulk change made outside the services)."""
+    _forget_classifier()
+    with _classifier_cache.lock:
+        _classifier_cache.classifier, _classifier_cache.loaded = None, None
+    with _index_lock:
+        _indexes.clear()

@@ -1,0 +1,530 @@
+"""The statistical detector: a linear model over hashed character n-grams, trained from the prompt bank.
+
+Features: the lower-cased text (at most `MAX_CHARS` characters) is cut into character 3-, 4- and 5-grams (across
+word boundaries, so short word pairs count too); each n-gram is hashed (a polynomial over its code points, mixed with
+SplitMix64's finalizer) into one of 2**`BITS` buckets. A text's vector is binary (a bucket is present or not),
+weighted by the bucket's inverse document frequency in the training data and scaled to unit length; buckets that no
+training text had are left out, as a vocabulary-based tf-idf leaves out unknown words. Hashing is
+vectorized with numpy, so featurizing 1 KB costs about a tenth of a millisecond and no vocabulary is kept.
+
+Two logistic regressions (scikit-learn) read these vectors: attack vs benign, and, among attacks, which threat type.
+Scoring does not call scikit-learn: the weights are kept as dense arrays (the bucket's idf times its coefficient), so
+an attack score is two gathers and a sum; the same arrays give the evidence (the n-grams that contributed most).
+
+Calibration: `train` picks an operating threshold t on a held-out split (the lowest threshold whose false-positive
+rate on held-out benign prompts is at most `TARGET_FPR`, placed halfway to the next excluded benign score so that
+unseen prompts get a margin), and the reported score maps the raw probability p monotonically so that p = t is
+`BLOCK_SCORE` (0.7, the policies' default block threshold): linear on [0, t] and on [t, 1].
+
+The artifact (`to_bytes`) is a zlib-compressed header (JSON) and raw little-endian float32 arrays: no pickle, so
+loading one never runs code.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import struct
+import zlib
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from firewall.engine.normalize import normalize
+from firewall.engine.types import Candidate, Finding, Severity, Span, ThreatType
+
+DETECTOR = "classifier"
+BITS = 18
+NGRAMS = (3, 4, 5)
+MAX_CHARS = 4_000  # characters of a candidate that are scored (bounds the latency of a 10 KB input)
+MAX_CANDIDATES = 4  # the normalized text and the first decoded payloads
+MIN_SCORE = 0.05  # below this no finding is reported
+BLOCK_SCORE = 0.7  # the score of a probability at the operating threshold
+TARGET_FPR = 0.01
+MAX_EVIDENCE = 5
+FORMAT = "evalence-classifier/1"
+_MAGIC = b"EVCLF1\n"
+
+_SIZE = 1 << BITS
+_SHIFT = np.uint64(64 - BITS)
+_MULT = np.uint64(0x9E3779B97F4A7C15)
+_WORD_CHAR_RE = re.compile(r"\w")
+
+# Bank categories (the bank's own vocabulary and the shared datasets' names) → the threat type the firewall reports.
+CATEGORY_THREAT = {
+    "prompt_injection": ThreatType.PROMPT_INJECTION,
+    "injection": ThreatType.PROMPT_INJECTION,
+    "indirect_injection": ThreatType.PROMPT_INJECTION,
+    "encoding_obfuscation": ThreatType.PROMPT_INJECTION,
+    "jailbreak": ThreatType.JAILBREAK,
+    "harmful_request": ThreatType.JAILBREAK,
+    "harmful": ThreatType.JAILBREAK,
+    "data_extraction": ThreatType.DATA_EXTRACTION,
+    "system_prompt_leak": ThreatType.SYSTEM_PROMPT_LEAK,
+}
+
+
+def threat_of(category: str) -> ThreatType:
+    """The threat type an attack of a bank category counts as (prompt injection when the category is unknown)."""
+    return CATEGORY_THREAT.get(category, ThreatType.PROMPT_INJECTION)
+
+
+def _mix64(h: np.ndarray) -> np.ndarray:
+    """SplitMix64's finalizer, in place on uint64 (wrapping arithmetic is intended)."""
+    h ^= h >> np.uint64(30)
+    h *= np.uint64(0xBF58476D1CE4E5B9)
+    h ^= h >> np.uint64(27)
+    h *= np.uint64(0x94D049BB133111EB)
+    h ^= h >> np.uint64(31)
+    return h
+
+
+def _buckets(text: str) -> tuple[str, np.ndarray]:
+    """(the lower-cased text that was hashed, the bucket of every n-gram at every position), 3-grams first.
+
+    The n-gram of length n at position i sits at offset `sum(len(text) - m + 1 for m < n) + i`."""
+    lowered = text[:MAX_CHARS].lower()
+    cp = np.frombuffer(lowered.encode("utf-32-le", "surrogatepass"), dtype=np.uint32).astype(np.uint64)
+    length = len(cp)
+    if length < NGRAMS[0]:
+        return lowered, np.zeros(0, dtype=np.int64)
+    parts = []
+    h = cp[: length - 2] * _MULT + cp[1 : length - 1]
+    h = h * _MULT + cp[2:]
+    parts.append(h)
+    for n in NGRAMS[1:]:
+        if length < n:
+            break
+        h = h[: length - n + 1] * _MULT + cp[n - 1 :]
+        parts.append(h)
+    hashes = _mix64(np.concatenate(parts))
+    return lowered, (hashes >> _SHIFT).astype(np.int64)
+
+
+def _unique(values: np.ndarray) -> np.ndarray:
+    """Sorted unique values (np.unique is several times slower on small arrays)."""
+    values = np.sort(values)
+    if len(values) < 2:
+        return values
+    return values[np.concatenate(([True], values[1:] != values[:-1]))]
+
+
+def features(text: str) -> np.ndarray:
+    """The sorted distinct buckets of a text: its binary feature vector, as indices."""
+    return _unique(_buckets(text)[1])
+
+
+def _locate(lowered: str, offset: int) -> tuple[int, int]:
+    """Where the n-gram at `offset` of the bucket array (see `_buckets`) sits in `lowered` (start, end)."""
+    length = len(lowered)
+    for n in NGRAMS:
+        count = length - n + 1
+        if offset < count:
+            return offset, offset + n
+        offset -= count
+    raise ValueError("offset past the text")  # pragma: no cover - offsets come from this text's buckets
+
+
+def _widen(text: str, start: int, end: int) -> tuple[int, int]:
+    """The span grown to whole words (an n-gram "gnore" reads as "ignore")."""
+    while start > 0 and _WORD_CHAR_RE.match(text[start - 1]):
+        start -= 1
+    while end < len(text) and _WORD_CHAR_RE.match(text[end]):
+        end += 1
+    while start < end and text[start].isspace():
+        start += 1
+    while end > start and text[end - 1].isspace():
+        end -= 1
+    return start, end
+
+
+def _severity(score: float) -> Severity:
+    if score >= 0.9:
+        return Severity.CRITICAL
+    if score >= BLOCK_SCORE:
+        return Severity.HIGH
+    if score >= 0.4:
+        return Severity.MEDIUM
+    return Severity.LOW
+
+
+class Classifier:
+    """A trained model: per-bucket weights, the operating threshold and the threat types it tells apart.
+
+    `weights[j]` is bucket j's idf times its attack coefficient, `idf_sq[j]` its idf squared (for the vector's length),
+    `type_weights[k, j]` bucket j's idf times its coefficient for threat type `types[k]`."""
+
+    def __init__(
+        self,
+        *,
+        weights: np.ndarray,
+        idf_sq: np.ndarray,
+        intercept: float,
+        threshold: float,
+        types: Sequence[str],
+        type_weights: np.ndarray,
+        type_intercepts: Sequence[float],
+        info: dict[str, Any] | None = None,
+        version: str = "",
+    ) -> None:
+        if weights.shape != (_SIZE,) or idf_sq.shape != (_SIZE,):
+            raise ValueError(f"weights must have {_SIZE} buckets")
+        if not types or type_weights.shape != (len(types), _SIZE) or len(type_intercepts) != len(types):
+            raise ValueError("one row of type weights and one intercept per threat type")
+        if not 0.0 < threshold < 1.0:
+            raise ValueError(f"threshold must be in (0, 1), got {threshold}")
+        self.weights = weights.astype(np.float32, copy=False)
+        self.idf_sq = idf_sq.astype(np.float32, copy=False)
+        self.intercept = float(intercept)
+        self.threshold = float(threshold)
+        self.types = [ThreatType(t) for t in types]
+        self.type_weights = type_weights.astype(np.float32, copy=False)
+        self.type_intercepts = np.asarray(type_intercepts, dtype=np.float32)
+        self.info = dict(info or {})
+        self.version = version
+
+    # --- serialization --------------------------------------------------------------------------------------------
+
+    def to_bytes(self) -> bytes:
+        """The artifact: a JSON header and raw float32 arrays, zlib-compressed. Loading it runs no code."""
+        header = {
+            "format": FORMAT,
+            "bits": BITS,
+            "ngrams": list(NGRAMS),
+            "max_chars": MAX_CHARS,
+            "intercept": self.intercept,
+            "threshold": self.threshold,
+            "types": [t.value for t in self.types],
+            "type_intercepts": [float(v) for v in self.type_intercepts],
+            "info": self.info,
+        }
+        head = json.dumps(header, sort_keys=True).encode()
+        arrays = [self.weights, self.idf_sq, self.type_weights]
+        body = b"".join(a.astype("<f4", copy=False).tobytes() for a in arrays)
+        return _MAGIC + zlib.compress(struct.pack("<I", len(head)) + head + body, 6)
+
+    @classmethod
+    def from_bytes(cls, data: bytes, version: str = "") -> Classifier:
+        """Load an artifact made by `to_bytes`; ValueError when it is not one (or of another feature layout)."""
+        if not data.startswith(_MAGIC):
+            raise ValueError("not a classifier artifact")
+        try:
+            raw = zlib.decompress(data[len(_MAGIC) :])
+            (head_len,) = struct.unpack_from("<I", raw)
+            header = json.loads(raw[4 : 4 + head_len])
+        except (zlib.error, struct.error, ValueError) as exc:
+            raise ValueError(f"corrupt classifier artifact: {exc}") from None
+        if header.get("format") != FORMAT or header.get("bits") != BITS or header.get("ngrams") != list(NGRAMS):
+            raise ValueError(f"unsupported classifier artifact {header.get('format')!r}")
+        types = header["types"]
+        floats = np.frombuffer(raw, dtype="<f4", offset=4 + head_len)
+        if len(floats) != (2 + len(types)) * _SIZE:
+            raise ValueError("corrupt classifier artifact: wrong array size")
+        floats = floats.astype(np.float32)  # a writable copy, native order
+        return cls(
+            weights=floats[:_SIZE],
+            idf_sq=floats[_SIZE : 2 * _SIZE],
+            intercept=header["intercept"],
+            threshold=header["threshold"],
+            types=types,
+            type_weights=floats[2 * _SIZE :].reshape(len(types), _SIZE),
+            type_intercepts=header["type_intercepts"],
+            info=header.get("info", {}),
+            version=version,
+        )
+
+    # --- scoring --------------------------------------------------------------------------------------------------
+
+    def _logit(self, buckets: np.ndarray) -> tuple[float, float]:
+        """(raw logit, the vector's length) of a text's distinct buckets."""
+        if len(buckets) == 0:
+            return self.intercept, 1.0
+        norm = math.sqrt(float(self.idf_sq[buckets].sum())) or 1.0
+        return self.intercept + float(self.weights[buckets].sum()) / norm, norm
+
+    def probability(self, text: str) -> float:
+        """The model's raw attack probability (uncalibrated: see `calibrate`)."""
+        logit, _ = self._logit(features(text))
+        return _sigmoid(logit)
+
+    def calibrate(self, p: float) -> float:
+        """Map a raw probability to the reported score: monotonic, the operating threshold to `BLOCK_SCORE`."""
+        t = self.threshold
+        if p <= t:
+            return max(0.0, BLOCK_SCORE * p / t)
+        return min(1.0, BLOCK_SCORE + (1.0 - BLOCK_SCORE) * (p - t) / (1.0 - t))
+
+    def score(self, texts: list[str]) -> list[float]:
+        """Calibrated attack scores in [0, 1] of texts as the engine sees them (normalized; only the first
+        `MAX_CHARS` characters count)."""
+        return [self.calibrate(self.probability(text)) for text in texts]
+
+    def threat_type(self, text: str) -> ThreatType:
+        """The most likely threat type of a text, were it an attack."""
+        return self._threat_type(features(text))
+
+    def _threat_type(self, buckets: np.ndarray) -> ThreatType:
+        if len(self.types) == 1 or len(buckets) == 0:
+            return self.types[0]
+        # One gather per type: a row of (types, buckets) is contiguous, a column gather across rows is not.
+        rows = zip(self.type_weights, self.type_intercepts, strict=True)
+        scores = [float(row[buckets].sum()) + float(b) for row, b in rows]
+        return self.types[scores.index(max(scores))]
+
+    def explain(self, text: str, limit: int = MAX_EVIDENCE) -> list[tuple[int, int, float]]:
+        """The words of `text.lower()` (start, end, weight) that pushed the score up most, strongest first."""
+        lowered, raw = _buckets(text)
+        return self._explain(lowered, raw, self._logit(_unique(raw))[1], limit)
+
+    def _explain(
+        self, lowered: str, raw: np.ndarray, norm: float, limit: int = MAX_EVIDENCE
+    ) -> list[tuple[int, int, float]]:
+        if len(raw) == 0:
+            return []
+        # Per position rather than per distinct bucket: no sort needed to find where a bucket occurs.
+        contributions = self.weights[raw]
+        top = min(len(raw), limit * 12)  # one word's overlapping n-grams (and repeats) widen to the same span
+        best = np.argpartition(-contributions, top - 1)[:top]
+        best = best[np.argsort(-contributions[best], kind="stable")]
+        spans: list[tuple[int, int, float]] = []
+        seen: set[int] = set()
+        for offset in best:
+            weight = float(contributions[offset]) / norm
+            if weight <= 0 or len(spans) >= limit:
+                break
+            bucket = int(raw[offset])
+            if bucket in seen:
+                continue
+            seen.add(bucket)
+            start, end = _widen(lowered, *_locate(lowered, int(offset)))
+            if end > start and not any(start < e and s < end for s, e, _ in spans):
+                spans.append((start, end, weight))
+        return spans
+
+    def scan(self, candidates: list[Candidate]) -> list[Finding]:
+        """At most one finding: the highest-scoring of the first `MAX_CANDIDATES` candidates, with its threat type,
+        a severity from the score, and the words that weighed most as evidence."""
+        best: tuple[float, float, Candidate, str, np.ndarray, np.ndarray] | None = None
+        for candidate in candidates[:MAX_CANDIDATES]:
+            lowered, raw = _buckets(candidate.text)
+            buckets = _unique(raw)
+            logit, norm = self._logit(buckets)
+            p = _sigmoid(logit)
+            if best is None or p > best[0]:
+                best = (p, norm, candidate, lowered, raw, buckets)
+        if best is None:
+            return []
+        p, norm, candidate, lowered, raw, buckets = best
+        score = self.calibrate(p)
+        if score < MIN_SCORE:
+            return []
+        text = candidate.text
+        explained = self._explain(lowered, raw, norm)
+        same_offsets = len(lowered) == len(text[:MAX_CHARS])  # lower() can change a text's length ("İ")
+        source = text if same_offsets else lowered
+        evidence = [source[start:end][:80] for start, end, _ in explained]
+        if candidate.view != "normalized":
+            evidence = [f"{candidate.view}: {item}" for item in evidence]
+        spans = (
+            [Span(start, end) for start, end, _ in explained] if candidate.view == "normalized" and same_offsets else []
+        )
+        return [
+            Finding(
+                detector=DETECTOR,
+                score=score,
+                threat_type=self._threat_type(buckets),
+                severity=_severity(score),
+                evidence=evidence,
+                spans=spans,
+                view=candidate.view,
+            )
+        ]
+
+
+def _sigmoid(x: float) -> float:
+    if x >= 0:
+        return 1.0 / (1.0 + math.exp(-x))
+    z = math.exp(x)
+    return z / (1.0 + z)
+
+
+# --- training -------------------------------------------------------------------------------------------------------
+
+
+def _matrix(texts: Sequence[str]) -> Any:
+    """The binary bucket matrix (CSR, float64) of normalized texts."""
+    from scipy import sparse
+
+    rows = [features(text) for text in texts]
+    indptr = np.zeros(len(rows) + 1, dtype=np.int64)
+    np.cumsum([len(r) for r in rows], out=indptr[1:])
+    indices = np.concatenate(rows) if rows else np.zeros(0, dtype=np.int64)
+    return sparse.csr_matrix((np.ones(len(indices)), indices, indptr), shape=(len(rows), _SIZE))
+
+
+def _idf(matrix: Any) -> np.ndarray:
+    """Smoothed inverse document frequency per bucket (as scikit-learn's TfidfTransformer computes it)."""
+    n = matrix.shape[0]
+    df = np.bincount(matrix.indices, minlength=_SIZE)
+    return np.log((1.0 + n) / (1.0 + df)) + 1.0
+
+
+def _weighted(matrix: Any, idf: np.ndarray) -> Any:
+    """Rows weighted by idf and scaled to unit length: what the linear models see."""
+    from sklearn.preprocessing import normalize as l2_normalize
+
+    weighted = matrix.multiply(idf.reshape(1, -1)).tocsr()
+    return l2_normalize(weighted, norm="l2", copy=False)
+
+
+def _fit(matrix: Any, labels: np.ndarray, types: list[str], *, seed: int, c: float) -> Classifier:
+    """Fit the attack model and the threat-type model. Only the buckets that occur in the training rows are given to
+    scikit-learn (a small bank uses a fraction of the 2**BITS buckets; the others keep a zero weight)."""
+    from sklearn.linear_model import LogisticRegression
+
+    idf = _idf(matrix)
+    seen = np.bincount(matrix.indices, minlength=_SIZE) > 0
+    used = np.flatnonzero(seen)
+    x = _weighted(matrix, idf)[:, used]
+    model = LogisticRegression(C=c, class_weight="balanced", solver="liblinear", max_iter=1000, random_state=seed)
+    model.fit(x, labels)
+    weights = np.zeros(_SIZE)
+    weights[used] = model.coef_[0]
+    attack_rows = np.flatnonzero(labels == 1)
+    attack_types = [types[i] for i in attack_rows]
+    kinds = sorted(set(attack_types)) or [ThreatType.PROMPT_INJECTION.value]
+    type_weights = np.zeros((len(kinds), _SIZE))
+    type_intercepts = np.zeros(len(kinds))
+    if len(kinds) == 2:  # binary: one coefficient row, for the second class
+        typer = LogisticRegression(C=10.0, solver="liblinear", max_iter=1000, random_state=seed)
+        typer.fit(x[attack_rows], attack_types)
+        type_weights[1, used] = typer.coef_[0]
+        type_intercepts[1] = typer.intercept_[0]
+        kinds = [str(k) for k in typer.classes_]
+    elif len(kinds) > 2:
+        typer = LogisticRegression(C=10.0, max_iter=1000, random_state=seed)
+        typer.fit(x[attack_rows], attack_types)
+        type_weights[:, used] = typer.coef_
+        type_intercepts[:] = typer.intercept_
+        kinds = [str(k) for k in typer.classes_]
+    return Classifier(
+        weights=(weights * idf).astype(np.float32),
+        # Buckets never seen in training count for nothing, not even in the vector's length (as a vocabulary-based
+        # tf-idf ignores unknown terms): gibberish around an attack (a GCG suffix, a rot13'd wrapper) cannot dilute it.
+        idf_sq=np.where(seen, idf * idf, 0.0).astype(np.float32),
+        intercept=float(model.intercept_[0]),
+        threshold=0.5,
+        types=kinds,
+        type_weights=(type_weights * idf).astype(np.float32),
+        type_intercepts=type_intercepts,
+    )
+
+
+def choose_threshold(probabilities: np.ndarray, labels: np.ndarray, target_fpr: float = TARGET_FPR) -> float:
+    """The operating threshold: the lowest probability that keeps the false-positive rate on benign rows at most
+    `target_fpr` (so recall is as high as it can be), moved halfway down to the highest benign probability it
+    excludes, for a margin on unseen prompts. Kept within [0.05, 0.95]."""
+    benign = np.sort(probabilities[labels == 0])[::-1]
+    attacks = probabilities[labels == 1]
+    if len(benign) == 0:
+        return 0.5
+    allowed = math.floor(target_fpr * len(benign))
+    if allowed >= len(benign):
+        return 0.05
+    excluded = float(benign[allowed])  # the highest benign probability that must stay below the threshold
+    above = np.concatenate([attacks[attacks > excluded], benign[benign > excluded]])
+    lowest_kept = float(above.min()) if len(above) else min(1.0, excluded + 0.1)
+    return float(min(0.95, max(0.05, (excluded + lowest_kept) / 2)))
+
+
+def _split(labels: np.ndarray, strata: list[str], holdout: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    from sklearn.model_selection import train_test_split
+
+    rows = np.arange(len(labels))
+    counts: dict[str, int] = {}
+    for s in strata:
+        counts[s] = counts.get(s, 0) + 1
+    stratify: Any = strata if min(counts.values()) >= 2 else labels
+    train_rows, holdout_rows = train_test_split(rows, test_size=holdout, stratify=stratify, random_state=seed)
+    return np.sort(train_rows), np.sort(holdout_rows)
+
+
+def metrics(scores: Sequence[float], labels: Sequence[int], threshold: float = BLOCK_SCORE) -> dict[str, float]:
+    """Precision, recall, F1, false-positive rate and accuracy of `score >= threshold` as the attack decision."""
+    s = np.asarray(scores, dtype=float) >= threshold
+    y = np.asarray(labels) == 1
+    tp, fp = int(np.sum(s & y)), int(np.sum(s & ~y))
+    fn, tn = int(np.sum(~s & y)), int(np.sum(~s & ~y))
+    precision = tp / (tp + fp) if tp + fp else 0.0
+    recall = tp / (tp + fn) if tp + fn else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return {
+        "precision": round(precision, 4),
+        "recall": round(recall, 4),
+        "f1": round(f1, 4),
+        "fpr": round(fp / (fp + tn), 4) if fp + tn else 0.0,
+        "accuracy": round((tp + tn) / len(s), 4) if len(s) else 0.0,
+        "tp": tp,
+        "fp": fp,
+        "fn": fn,
+        "tn": tn,
+    }
+
+
+def train(
+    texts: list[str],
+    labels: list[int],
+    categories: list[str],
+    *,
+    seed: int = 0,
+    holdout: float = 0.2,
+    c: float = 100.0,
+    target_fpr: float = TARGET_FPR,
+) -> tuple[Classifier, dict]:
+    """Fit on a stratified split (by category), choose the operating threshold and measure on the held-out part,
+    then refit on ALL rows with the same settings and keep the held-out threshold (more data for the shipped model;
+    the metrics are those of the held-out model, so they are honest about unseen prompts).
+
+    Texts are normalized as the engine normalizes an input. Returns the classifier and the metrics: precision,
+    recall, f1, fpr, accuracy, threshold, n_train, n_holdout and recall per category (on the held-out split).
+    """
+    if not (len(texts) == len(labels) == len(categories)):
+        raise ValueError("texts, labels and categories must have the same length")
+    y = np.asarray([1 if int(label) else 0 for label in labels])
+    if y.sum() < 2 or (len(y) - y.sum()) < 2:
+        raise ValueError("training needs at least two attack and two benign prompts")
+    normalized = [normalize(text).text for text in texts]
+    types = [threat_of(category).value if yi else "" for category, yi in zip(categories, y, strict=True)]
+    matrix = _matrix(normalized)
+    train_rows, holdout_rows = _split(y, list(categories), holdout, seed)
+
+    probe = _fit(matrix[train_rows], y[train_rows], [types[i] for i in train_rows], seed=seed, c=c)
+    held_p = np.array([_sigmoid(probe._logit(matrix[i].indices)[0]) for i in holdout_rows])
+    threshold = choose_threshold(held_p, y[holdout_rows], target_fpr)
+    probe.threshold = threshold
+    held_scores = [probe.calibrate(p) for p in held_p]
+    result: dict[str, Any] = metrics(held_scores, y[holdout_rows])
+    per_category: dict[str, float] = {}
+    for category in sorted(set(categories)):
+        rows = [k for k, i in enumerate(holdout_rows) if categories[i] == category and y[i] == 1]
+        if rows:
+            per_category[category] = round(sum(held_scores[k] >= BLOCK_SCORE for k in rows) / len(rows), 4)
+    result.update(
+        threshold=round(threshold, 6),
+        n_train=len(train_rows),
+        n_holdout=len(holdout_rows),
+        n_attacks=int(y.sum()),
+        n_benign=int(len(y) - y.sum()),
+        per_category_recall=per_category,
+        seed=seed,
+        c=c,
+        target_fpr=target_fpr,
+        refit="all rows; threshold from the held-out split",
+    )
+
+    final = _fit(matrix, y, types, seed=seed, c=c)
+    final.threshold = threshold
+    final.info = {"metrics": {k: result[k] for k in ("precision", "recall", "fpr", "f1")}, "n": len(y)}
+    return final, result
