@@ -117,7 +117,7 @@ def run() -> list[dict[str, Any]]:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(db_name)))
     base = admin_url.rsplit("/", 1)[0]
     env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_", "REDIS_", "DJANGO_"))},
+        **{k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_", "REDIS_", "DJANGO_", "EVALENCE_"))},
         "DEBUG": "false",
         "SECRET_KEY": "bench-not-secret-" + "x" * 40,
         "ALLOWED_HOSTS": "127.0.0.1,localhost",
@@ -188,9 +188,11 @@ def run() -> list[dict[str, Any]]:
         for _ in range(2):
             results["health"].append(_wrk(wrk, f"{root}/health/live", None, DURATION_S))
             results["evaluate"].append(_wrk(wrk, root, str(script), DURATION_S))
-        stored = _manage(
-            env, "shell", "-c", "from firewall.models import Evaluation; print(Evaluation.objects.count())"
-        ).strip()
+        stored = (
+            _manage(env, "shell", "-c", "from firewall.models import Evaluation; print(Evaluation.objects.count())")
+            .strip()
+            .splitlines()[-1]
+        )
     finally:
         if server is not None:
             server.terminate()
