@@ -17,13 +17,11 @@ import hashlib
 import logging
 import threading
 import time
-import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
-from django.core.cache import cache
 from django.db import IntegrityError, transaction
 from django.db.models import Max
 from django.dispatch import receiver
@@ -36,6 +34,7 @@ from firewall.engine.classifier import Classifier, threat_of, train
 from firewall.engine.similarity import Match, SimilarityIndex
 from firewall.engine.types import Candidate, Finding
 from firewall.models import DetectorVersion
+from firewall.versioned import VersionedCache
 from promptbank.choices import Label, LearningEventType
 from promptbank.models import Prompt
 from promptbank.selectors import release_prompt_versions
@@ -318,30 +317,12 @@ class CombinedIndex:
         return [max(findings, key=lambda f: f.score)] if findings else []
 
 
-@dataclass
-class _Built:
-    index: SimilarityIndex
-    stamp: str
-    checked_at: float
-
-
-_index_lock = threading.Lock()
-_indexes: dict[str, _Built] = {}
-_STAMP_KEY = "firewall:similarity:stamp:{scope}"
+_STAMP_KEY = "firewall:similarity:stamp:{}"
+_indexes = VersionedCache(_STAMP_KEY)
 
 
 def _scope(organization: Organization | None) -> str:
     return "global" if organization is None else str(organization.pk)
-
-
-def _stamp(scope: str) -> str:
-    """The scope's version stamp in the shared cache (a fresh one when the cache lost it: everyone rebuilds once)."""
-    key = _STAMP_KEY.format(scope=scope)
-    stamp = cache.get(key)
-    if stamp is None:
-        cache.add(key, uuid.uuid4().hex, timeout=None)
-        stamp = cache.get(key) or ""
-    return str(stamp)
 
 
 def _entries(rows: Iterable[BankRow]) -> tuple[list[tuple[str, str, str]], list[str]]:
@@ -370,22 +351,7 @@ def _build(scope: str, organization: Organization | None) -> SimilarityIndex:
 
 
 def _scope_index(scope: str, organization: Organization | None) -> SimilarityIndex:
-    now = time.monotonic()
-    built = _indexes.get(scope)
-    if built is not None and now - built.checked_at < float(settings.FIREWALL_REFRESH_S):
-        return built.index
-    with _index_lock:
-        built = _indexes.get(scope)
-        now = time.monotonic()
-        if built is not None and now - built.checked_at < float(settings.FIREWALL_REFRESH_S):
-            return built.index
-        stamp = _stamp(scope)
-        if built is not None and built.stamp == stamp:
-            built.checked_at = now
-            return built.index
-        index = _build(scope, organization)
-        _indexes[scope] = _Built(index, stamp, time.monotonic())
-        return index
+    return _indexes.get(scope, lambda: _build(scope, organization))
 
 
 def similarity_index(organization: Organization | None = None) -> SimilarityIndex | CombinedIndex:
@@ -400,10 +366,7 @@ def similarity_index(organization: Organization | None = None) -> SimilarityInde
 
 def similarity_invalidate(organization: Organization | None = None) -> None:
     """Mark a scope's index stale in every process: a new stamp in the shared cache, and this process's copy dropped."""
-    scope = _scope(organization)
-    cache.set(_STAMP_KEY.format(scope=scope), uuid.uuid4().hex, timeout=None)
-    with _index_lock:
-        _indexes.pop(scope, None)
+    _indexes.bump(_scope(organization))
 
 
 @receiver(prompts_changed, dispatch_uid="firewall.detectors.prompts_changed")
@@ -416,5 +379,4 @@ def reset_caches() -> None:
     _forget_classifier()
     with _classifier_cache.lock:
         _classifier_cache.classifier, _classifier_cache.loaded = None, None
-    with _index_lock:
-        _indexes.clear()
+    _indexes.clear()

@@ -11,8 +11,6 @@
 
 from __future__ import annotations
 
-import threading
-import time
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
@@ -23,6 +21,7 @@ from firewall.engine.pipeline import ALL_DETECTORS, Engine
 from firewall.engine.policy import PolicyConfig
 from firewall.engine.signatures import SignatureRule, SignatureSet, with_builtin_hints
 from firewall.engine.types import Severity, ThreatType
+from firewall.versioned import VersionedCache
 
 if TYPE_CHECKING:
     from accounts.models import Organization
@@ -30,7 +29,7 @@ if TYPE_CHECKING:
 
 POLICY_KEY = "fw:policy:{}"
 SIGNATURE_STAMP_KEY = "fw:signatures:stamp"
-JUDGES_STAMP_KEY = "fw:judges:stamp:{}"
+JUDGES_STAMP_KEY = "fw:judges:stamp"
 POLICY_TTL_S = 300
 
 
@@ -47,6 +46,7 @@ def policy_config_from(policy: TenantPolicy) -> PolicyConfig:
         monitor_mode=policy.monitor_mode,
         emergency_stop=policy.emergency_stop,
         context_turns=policy.context_turns,
+        webhook=bool(policy.webhook_url),
         version=policy.version,
     )
 
@@ -72,44 +72,7 @@ def forget_policy(organization_id: Any) -> None:
 # --- signatures ---------------------------------------------------------------------------------------------------
 
 
-class _Versioned:
-    """A per-process cache of built objects keyed by organization, invalidated by a stamp in the shared cache."""
-
-    def __init__(self, stamp_key: str):
-        self.stamp_key = stamp_key
-        self._items: dict[Any, tuple[Any, Any]] = {}
-        self._stamp: Any = None
-        self._checked = 0.0
-        self._lock = threading.Lock()
-
-    def _current_stamp(self) -> Any:
-        now = time.monotonic()
-        if now - self._checked >= settings.FIREWALL_REFRESH_S or self._stamp is None:
-            self._stamp = cache.get(self.stamp_key) or 0
-            self._checked = now
-        return self._stamp
-
-    def get(self, key: Any, build: Any) -> Any:
-        stamp = self._current_stamp()
-        item = self._items.get(key)
-        if item is not None and item[0] == stamp:
-            return item[1]
-        with self._lock:
-            value = build()
-            self._items[key] = (stamp, value)
-            return value
-
-    def bump(self) -> None:
-        """Called after a change in this process: drop everything now and tell the other processes."""
-        stamp = time.time_ns()
-        cache.set(self.stamp_key, stamp, None)
-        with self._lock:
-            self._items.clear()
-            self._stamp = stamp
-            self._checked = time.monotonic()
-
-
-_signature_sets = _Versioned(SIGNATURE_STAMP_KEY)
+_signature_sets = VersionedCache(SIGNATURE_STAMP_KEY)
 
 
 def rule_from_row(row: Any) -> SignatureRule:
@@ -156,7 +119,7 @@ def signatures_changed() -> None:
 
 # --- remote judges ------------------------------------------------------------------------------------------------
 
-_judges = _Versioned("fw:judges:stamp")
+_judges = VersionedCache(JUDGES_STAMP_KEY)
 
 
 def _build_judges(organization_id: Any) -> Any:
@@ -214,7 +177,5 @@ def engine_for(organization: Organization, config: PolicyConfig | None = None) -
 
 def reset() -> None:
     """Drop everything this process loaded (tests start from a clean slate)."""
-    for cached in (_signature_sets, _judges):
-        with cached._lock:
-            cached._items.clear()
-            cached._stamp = None
+    _signature_sets.clear()
+    _judges.clear()

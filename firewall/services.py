@@ -16,14 +16,16 @@ from django.utils import timezone
 from accounts.choices import AuditAction
 from accounts.services import audit_log_write
 from evalence.errors import PayloadTooLarge, ValidationFailed
-from firewall import runtime, state
+from firewall import metrics, runtime, state
 from firewall.choices import DETECTORS, Action, Decision, EvaluationSource, FailMode, Feedback
-from firewall.engine.pipeline import ATTACK_TYPES, EngineInput, EngineResult
+from firewall.engine.normalize import normalize
+from firewall.engine.pipeline import ATTACK_TYPES, EngineInput, EngineResult, text_hash
 from firewall.engine.policy import PolicyConfig, Verdict, decide, throttled_verdict
 from firewall.engine.signatures import SignatureRule, SignatureSet
 from firewall.engine.types import Severity, ThreatType
 from firewall.models import Evaluation, TenantPolicy, ThreatPattern, ThreatPatternSighting
 from firewall.selectors import policy_for
+from firewall.webhooks import validate_webhook_url, webhook_enqueue
 
 if TYPE_CHECKING:
     from accounts.models import ApiKey, Organization, User
@@ -317,9 +319,6 @@ def _store(
         detector_version=outcome.detector_version,
     )
     if not evaluation.text_hash:
-        from firewall.engine.normalize import normalize
-        from firewall.engine.pipeline import text_hash
-
         evaluation.text_hash = text_hash(normalize(request.text).text)
     with transaction.atomic():
         evaluation.save(force_insert=True)
@@ -329,25 +328,15 @@ def _store(
             threat_pattern_record(organization=organization, evaluation=evaluation)
     outcome.evaluation = evaluation
     outcome.evaluation_id = str(evaluation.pk)
-    if verdict.policy_decision == Decision.BLOCKED:
-        _notify_blocked(organization, evaluation)
+    if verdict.policy_decision == Decision.BLOCKED and config is not None and config.webhook:
+        # The cached policy says a webhook is set; its URL and secret are read fresh from the row.
+        policy = TenantPolicy.objects.filter(organization=organization).first()
+        if policy is not None and policy.webhook_url:
+            webhook_enqueue(evaluation, policy)
     return evaluation
 
 
-def _notify_blocked(organization: Organization, evaluation: Evaluation) -> None:
-    policy = TenantPolicy.objects.filter(organization=organization).first()
-    if policy is None or not policy.webhook_url:
-        return
-    from firewall.webhooks import webhook_enqueue
-
-    webhook_enqueue(evaluation, policy)
-
-
 def _record_metrics(organization: Organization, outcome: EvaluationOutcome) -> None:
-    try:
-        from firewall import metrics
-    except ImportError:  # pragma: no cover - metrics module ships with the app
-        return
     metrics.record_tenant_request(str(organization.pk))
     metrics.record_evaluation(
         str(organization.pk), "local", outcome.verdict.decision, outcome.latency_ms / 1000, outcome.verdict.confidence
@@ -526,8 +515,13 @@ def _policy_errors(values: dict[str, Any]) -> dict[str, list[str]]:
     if not isinstance(values["monitor_mode"], bool):
         bad("monitor_mode", "true or false.")
     url = values["webhook_url"]
-    if not isinstance(url, str) or (url and not url.startswith(("http://", "https://"))) or len(url or "") > 500:
+    if not isinstance(url, str) or len(url) > 500:
         bad("webhook_url", "An http(s) URL of at most 500 characters, or empty.")
+    elif url:
+        try:
+            validate_webhook_url(url)
+        except ValueError:
+            bad("webhook_url", "An http(s) URL of at most 500 characters, or empty.")
     if not isinstance(values["webhook_secret"], str) or len(values["webhook_secret"]) > 200:
         bad("webhook_secret", "Text of at most 200 characters.")
     if isinstance(url, str) and url and not values["webhook_secret"]:
@@ -691,7 +685,6 @@ def signature_test_against_bank(
 ) -> RuleTestReport:
     """Run a rule over the bank's active prompts visible to the organization (the global bank plus its own), through the
     same normalization the engine applies, before anyone switches it on."""
-    from firewall.engine.normalize import normalize
     from promptbank.models import Prompt
 
     rule = signature_validate(

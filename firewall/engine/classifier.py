@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from evalence.minhash import mix64
 from firewall.engine.normalize import normalize
 from firewall.engine.types import Candidate, Finding, Severity, Span, ThreatType
 
@@ -71,16 +72,6 @@ def threat_of(category: str) -> ThreatType:
     return CATEGORY_THREAT.get(category, ThreatType.PROMPT_INJECTION)
 
 
-def _mix64(h: np.ndarray) -> np.ndarray:
-    """SplitMix64's finalizer, in place on uint64 (wrapping arithmetic is intended)."""
-    h ^= h >> np.uint64(30)
-    h *= np.uint64(0xBF58476D1CE4E5B9)
-    h ^= h >> np.uint64(27)
-    h *= np.uint64(0x94D049BB133111EB)
-    h ^= h >> np.uint64(31)
-    return h
-
-
 def _buckets(text: str) -> tuple[str, np.ndarray]:
     """(the lower-cased text that was hashed, the bucket of every n-gram at every position), 3-grams first.
 
@@ -99,7 +90,7 @@ def _buckets(text: str) -> tuple[str, np.ndarray]:
             break
         h = h[: length - n + 1] * _MULT + cp[n - 1 :]
         parts.append(h)
-    hashes = _mix64(np.concatenate(parts))
+    hashes = mix64(np.concatenate(parts))
     return lowered, (hashes >> _SHIFT).astype(np.int64)
 
 

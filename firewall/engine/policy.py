@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from firewall.engine.sensitive import redact
+from firewall.engine.sensitive import find_pii, find_secrets, redact
 from firewall.engine.types import SEVERITY_RANK, Finding, Severity, ThreatType
 
 AGREEMENT_BONUS = 0.05
@@ -54,6 +54,7 @@ class PolicyConfig:
     monitor_mode: bool = False
     emergency_stop: bool = False
     context_turns: int = 6
+    webhook: bool = False  # a webhook URL is set for blocked events
     version: int = 0
 
     def action_for(self, threat_type: str) -> str:
@@ -104,8 +105,6 @@ def sanitize(text: str, normalized_text: str, findings: list[Finding], threat_ty
     if not on_normalized:
         return redact(text, on_original)
     if on_original:
-        from firewall.engine.sensitive import find_pii, find_secrets
-
         again = [
             f for f in find_secrets(normalized_text) + find_pii(normalized_text) if str(f.threat_type) in threat_types
         ]

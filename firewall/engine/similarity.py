@@ -30,6 +30,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from evalence.minhash import band_keys, densify, mix64
 from firewall.engine.classifier import threat_of
 from firewall.engine.normalize import normalize
 from firewall.engine.types import Candidate, Finding, Severity, ThreatType
@@ -72,15 +73,6 @@ def calibrate(jaccard: float) -> float:
     return min(1.0, 0.7 + 0.3 * (jaccard - NEAR_COPY) / (1.0 - NEAR_COPY))
 
 
-def _mix64(h: np.ndarray) -> np.ndarray:
-    h ^= h >> np.uint64(30)
-    h *= np.uint64(0xBF58476D1CE4E5B9)
-    h ^= h >> np.uint64(27)
-    h *= np.uint64(0x94D049BB133111EB)
-    h ^= h >> np.uint64(31)
-    return h
-
-
 def _prepare(text: str) -> str:
     """What is shingled: the case-folded text (already normalized), padded to one shingle."""
     text = text[:MAX_CHARS].casefold().replace("\x00", " ")  # NUL separates texts in a batch
@@ -102,26 +94,15 @@ def _signatures(texts: Sequence[str]) -> np.ndarray:
         h = h[~crossing]
     lengths = np.fromiter((len(t) - SHINGLE + 1 for t in texts), dtype=np.int64, count=n)
     doc = np.repeat(np.arange(n, dtype=np.int64), lengths)
-    h = _mix64(h)
+    h = mix64(h)
     keys = (h >> _BIN_SHIFT).astype(np.int64) + doc * NUM_BINS
     flat = np.full(n * NUM_BINS, _EMPTY, dtype=np.uint32)
     np.minimum.at(flat, keys, (h & _LOW32).astype(np.uint32))
     sig = flat.reshape(n, NUM_BINS)
     empty = sig == _EMPTY
     if empty.any():
-        sig = _densify(sig, empty)
+        sig = densify(sig, empty)
     return sig
-
-
-def _densify(sig: np.ndarray, empty: np.ndarray) -> np.ndarray:
-    """Fill each empty bin from the next non-empty bin to its right (wrapping), mixed with the distance."""
-    cols = np.arange(2 * NUM_BINS)
-    full_at = np.where(np.tile(~empty, 2), cols, 4 * NUM_BINS)
-    nearest = np.minimum.accumulate(full_at[:, ::-1], axis=1)[:, ::-1][:, :NUM_BINS]
-    distance = (nearest - cols[:NUM_BINS]).astype(np.uint64)
-    borrowed = np.take_along_axis(sig, nearest % NUM_BINS, axis=1).astype(np.uint64)
-    mixed = (_mix64(borrowed * _MULT + distance) & _LOW32).astype(np.uint32)
-    return np.where(empty, mixed, sig)
 
 
 def signatures(texts: Sequence[str]) -> np.ndarray:
@@ -140,17 +121,6 @@ def signatures(texts: Sequence[str]) -> np.ndarray:
     return out[0] if len(out) == 1 else np.concatenate(out)
 
 
-def _band_keys(sigs: np.ndarray) -> np.ndarray:
-    """One 64-bit key per band, shape (n, BANDS): a hash of the band's bins, with the band's number in the top bits."""
-    rows = sigs.astype(np.uint64).reshape(len(sigs), BANDS, ROWS)
-    key = np.zeros((len(sigs), BANDS), dtype=np.uint64)
-    for r in range(ROWS):
-        key = _mix64(key * np.uint64(0x100000001B3) + rows[:, :, r] + np.uint64(r + 1))
-    key >>= np.uint64(5)
-    key |= np.arange(BANDS, dtype=np.uint64) << np.uint64(59)
-    return key
-
-
 def _severity(score: float) -> Severity:
     if score >= 0.9:
         return Severity.HIGH
@@ -163,7 +133,7 @@ class _Bands:
     """Sorted band keys of a set of signatures and each key's entry position."""
 
     def __init__(self, sigs: np.ndarray) -> None:
-        keys = _band_keys(sigs).ravel()
+        keys = band_keys(sigs, BANDS).ravel()
         order = np.argsort(keys, kind="stable")
         self.keys = keys[order]
         self.positions = (order // BANDS).astype(np.int32)
@@ -213,7 +183,7 @@ class SimilarityIndex:
     def _not_benign_twins(attack_sigs: np.ndarray, benign_sigs: np.ndarray) -> np.ndarray:
         """Which attacks have no benign text at `BENIGN_TWIN` or more among the benign texts sharing a band."""
         bands = _Bands(benign_sigs)
-        keys = _band_keys(attack_sigs)
+        keys = band_keys(attack_sigs, BANDS)
         left = np.searchsorted(bands.keys, keys.ravel(), side="left").reshape(keys.shape)
         hit = np.take(bands.keys, np.minimum(left, len(bands.keys) - 1)) == keys
         keep = np.ones(len(attack_sigs), dtype=bool)
@@ -230,7 +200,7 @@ class SimilarityIndex:
         if not self._ids or k <= 0:
             return []
         sig = _signatures([_prepare(text)])
-        candidates = self._bands.candidates(_band_keys(sig)[0])
+        candidates = self._bands.candidates(band_keys(sig, BANDS)[0])
         if len(candidates) == 0:
             return []
         estimates = (self._sigs[candidates] == sig[0]).mean(axis=1)

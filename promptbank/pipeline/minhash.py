@@ -28,6 +28,9 @@ from collections.abc import Hashable, Sequence
 
 import numpy as np
 
+from evalence.minhash import band_keys as _band_keys
+from evalence.minhash import densify, mix64
+
 NUM_BINS = 128
 SHINGLE = 3
 BANDS = 32
@@ -41,16 +44,6 @@ _LOW32 = np.uint64(0xFFFFFFFF)
 _EMPTY = np.uint32(0xFFFFFFFF)  # marks a bin no shingle fell into (a real minimum that high: odds of 2**-32)
 _CHUNK_CHARS = 1 << 20
 _PAD = "\x01"  # pads texts shorter than one shingle
-
-
-def _mix64(h: np.ndarray) -> np.ndarray:
-    """SplitMix64's finalizer, in place on uint64 (wrapping arithmetic is intended)."""
-    h ^= h >> np.uint64(30)
-    h *= np.uint64(0xBF58476D1CE4E5B9)
-    h ^= h >> np.uint64(27)
-    h *= np.uint64(0x94D049BB133111EB)
-    h ^= h >> np.uint64(31)
-    return h
 
 
 def _shingle_hashes(texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -71,7 +64,7 @@ def _shingle_hashes(texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
             valid[separators - offset] = False
         h = h[valid]
     doc = np.repeat(np.arange(len(padded), dtype=np.int32), lengths - (SHINGLE - 1))
-    return _mix64(h), doc
+    return mix64(h), doc
 
 
 def _chunks(texts: Sequence[str], budget: int) -> list[Sequence[str]]:
@@ -117,19 +110,8 @@ def _signatures(texts: Sequence[str]) -> tuple[np.ndarray, list[np.ndarray]]:
     sig = flat.reshape(n, NUM_BINS)
     empty = sig == _EMPTY
     if empty.any():
-        sig = _densify(sig, empty)
+        sig = densify(sig, empty)
     return sig, per_text
-
-
-def _densify(sig: np.ndarray, empty: np.ndarray) -> np.ndarray:
-    """Fill each empty bin from the next non-empty bin to its right (wrapping), mixed with the distance."""
-    cols = np.arange(2 * NUM_BINS)
-    full_at = np.where(np.tile(~empty, 2), cols, 4 * NUM_BINS)
-    nearest = np.minimum.accumulate(full_at[:, ::-1], axis=1)[:, ::-1][:, :NUM_BINS]
-    distance = (nearest - cols[:NUM_BINS]).astype(np.uint64)
-    borrowed = np.take_along_axis(sig, nearest % NUM_BINS, axis=1).astype(np.uint64)
-    mixed = (_mix64(borrowed * np.uint64(0x9E3779B97F4A7C15) + distance) & _LOW32).astype(np.uint32)
-    return np.where(empty, mixed, sig)
 
 
 def signature(text: str) -> bytes:
@@ -186,17 +168,8 @@ def similarity(a: str, b: str) -> float:
 
 
 def band_keys(sigs: np.ndarray) -> np.ndarray:
-    """One 64-bit key per band, shape (n, BANDS): a hash of the band's bins in the low 59 bits and the band's number
-    in the top 5, so the keys of all bands can share one sorted array."""
-    if len(sigs) == 0:
-        return np.zeros((0, BANDS), dtype=np.uint64)
-    rows = sigs.astype(np.uint64).reshape(len(sigs), BANDS, ROWS)
-    key = np.zeros((len(sigs), BANDS), dtype=np.uint64)
-    for r in range(ROWS):
-        key = _mix64(key * np.uint64(0x100000001B3) + rows[:, :, r] + np.uint64(r + 1))
-    key >>= np.uint64(64 - 59)
-    key |= np.arange(BANDS, dtype=np.uint64) << np.uint64(59)
-    return key
+    """One 64-bit key per band, shape (n, BANDS) (see `evalence.minhash.band_keys`)."""
+    return _band_keys(sigs, BANDS)
 
 
 class _Run:
