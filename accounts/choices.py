@@ -42,5 +42,7 @@ class AuditAction(models.TextChoices):
     API_KEY_REVOKED = "api_key.revoked", "API key revoked"
     POLICY_CHANGED = "policy.changed", "Policy changed"
     EMERGENCY_STOP = "firewall.emergency_stop", "Firewall emergency stop switched"
+    TARGET_CHANGED = "testing.target_changed", "Test target changed"
+    VERDICT_OVERRIDDEN = "testing.verdict_overridden", "Test verdict overridden"
     DATA_DELETED = "data.deleted", "Data deleted"
     AUDIT_VERIFIED = "audit.verified", "Audit log verified"
