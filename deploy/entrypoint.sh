@@ -14,6 +14,7 @@ case "${1:-web}" in
   worker)
     # Start (or join) the schedule that polls the prompt bank's drop folder and feeds; idempotent across workers.
     python manage.py promptbank_import --schedule || echo "worker: could not schedule the prompt-bank poll" >&2
+    python manage.py testing_recover --schedule || echo "worker: could not schedule the testing watchdog" >&2
     exec python manage.py rqworker default testing pipeline --with-scheduler
     ;;
   migrate)

@@ -342,3 +342,20 @@ FIREWALL_BATCH_MAX = env.int("FIREWALL_BATCH_MAX", default=100)
 FIREWALL_WEBHOOK_ATTEMPTS = env.int("FIREWALL_WEBHOOK_ATTEMPTS", default=5)
 FIREWALL_WEBHOOK_BACKOFF_S = env.float("FIREWALL_WEBHOOK_BACKOFF_S", default=2.0)
 FIREWALL_WEBHOOK_TIMEOUT_S = env.float("FIREWALL_WEBHOOK_TIMEOUT_S", default=5.0)
+
+# --- Testing (red-team sessions) ---
+# A running session's worker writes a heartbeat at least every TESTING_HEARTBEAT_S; one silent for
+# TESTING_STALE_AFTER_S is taken as dead and re-queued (its pending items only).
+TESTING_HEARTBEAT_S = env.float("TESTING_HEARTBEAT_S", default=2.0)
+TESTING_STALE_AFTER_S = env.float("TESTING_STALE_AFTER_S", default=60.0)
+# Live progress events per session are sent at most this often (the browser is never flooded).
+TESTING_PROGRESS_INTERVAL_S = env.float("TESTING_PROGRESS_INTERVAL_S", default=0.5)
+# Results are written in batches of up to this many rows (or every heartbeat, whichever comes first).
+TESTING_WRITE_BATCH = env.int("TESTING_WRITE_BATCH", default=100)
+# Retries of one request: exponential backoff from this base, capped, with jitter; Retry-After wins when given.
+TESTING_BACKOFF_BASE_S = env.float("TESTING_BACKOFF_BASE_S", default=0.5)
+TESTING_BACKOFF_MAX_S = env.float("TESTING_BACKOFF_MAX_S", default=30.0)
+# Successful attacks are offered to the prompt bank as submissions (source="testing") when a session ends.
+TESTING_SUBMIT_FINDINGS = env.bool("TESTING_SUBMIT_FINDINGS", default=True)
+# Where the demo assistant answers; blank: a loopback server started inside the process that runs the session.
+DEMO_ASSISTANT_URL = env.str("DEMO_ASSISTANT_URL", default="")

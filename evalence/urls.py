@@ -18,6 +18,7 @@ api_v1 = [
     path("accounts/", include("accounts.api.urls")),
     path("promptbank/", include(("promptbank.api.urls", "promptbank"), namespace="promptbank")),
     path("firewall/", include(("firewall.api.urls", "firewall"), namespace="firewall")),
+    path("testing/", include(("testing.api.urls", "testing"), namespace="testing")),
 ]
 
 urlpatterns = [
@@ -26,6 +27,7 @@ urlpatterns = [
     path("promptbank/", include("promptbank.urls")),
     path("firewall/", include("firewall.urls")),
     path("testing/", include("testing.urls")),
+    path("demo-assistant/", include("testing.demo_urls")),
     path("admin/", admin.site.urls),
     path("api/v1/", include((api_v1, "api"), namespace="api")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),

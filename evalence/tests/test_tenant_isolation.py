@@ -44,6 +44,8 @@ NO_TENANT_DATA = {
     "api:root": "static description of the API",
     "api-schema": "OpenAPI schema: describes endpoints, holds no rows",
     "api-docs": "Swagger UI page, static assets",
+    "demo_assistant:chat_completions": "the built-in demo model: answers from rules and the request body, no rows",
+    "demo_assistant:models": "the built-in demo model's model list, static",
     "health-live": "liveness probe",
     "health-ready": "readiness probe: reports service status, no rows",
     "metrics": "Prometheus metrics: counters by view and status, no tenant rows",
