@@ -1,5 +1,5 @@
-"""The product's sections still served by a landing page, until each section's issue lands (the prompt bank and the
-firewall have their own pages: `promptbank.views`, `firewall.views`)."""
+"""The product's sections still served by a landing page, until each section's issue lands (the prompt bank, the
+firewall and testing have their own pages: `promptbank.views`, `firewall.views`, `testing.views`)."""
 
 from __future__ import annotations
 
@@ -26,13 +26,6 @@ SECTIONS = (
             "Threats by type and severity, and latency percentiles",
             "Attack success rate by category for every target",
         ),
-    ),
-    Section(
-        "testing",
-        "Red-team testing",
-        "testing:index",
-        "Run suites of attacks from the bank against your targets and watch the findings arrive live.",
-        ("Targets and suites", "Resumable sessions with live progress", "Reports in HTML, CSV, JSON, JUnit and SARIF"),
     ),
 )
 

@@ -267,6 +267,11 @@ SPECTACULAR_SETTINGS = {
         "SeverityEnum": "promptbank.choices.Severity",
         "MessageRoleEnum": "firewall.api.serializers.MESSAGE_ROLES",
         "RoleEnum": "accounts.choices.Role",
+        "TestVerdictEnum": "testing.choices.Verdict",
+        "OverrideVerdictEnum": "testing.choices.OVERRIDE_VERDICTS",
+        "TargetKindEnum": "testing.choices.TargetKind",
+        "ResultKindEnum": "testing.choices.ResultKind",
+        "TestSessionStatusEnum": "testing.choices.SessionStatus",
     },
 }
 

@@ -35,6 +35,10 @@ class Verdict(models.TextChoices):
 # Verdicts that count in the attack success rate's denominator (errors and unscorable results do not).
 SCORED_VERDICTS = frozenset({Verdict.SUCCEEDED, Verdict.RESISTED, Verdict.BLOCKED})
 FINAL_VERDICTS = frozenset(v for v in Verdict.values if v != Verdict.PENDING)
+# What an analyst may set a result to (an override never makes a result pending or an error).
+OVERRIDE_VERDICTS = [
+    (v.value, v.label) for v in (Verdict.SUCCEEDED, Verdict.RESISTED, Verdict.BLOCKED, Verdict.UNSCORABLE)
+]
 
 
 class ResultKind(models.TextChoices):

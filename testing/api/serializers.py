@@ -11,7 +11,7 @@ from evalence.crypto import mask
 from firewall.api.serializers import StrictCharField
 from promptbank.choices import ATTACK_CATEGORIES, Severity
 from promptbank.mutators import MUTATORS
-from testing.choices import TargetKind, Verdict
+from testing.choices import OVERRIDE_VERDICTS, TargetKind
 from testing.models import Target, TestResult, TestSession, TestSuite
 from testing.runner import progress_payload
 
@@ -230,7 +230,5 @@ class ResultSerializer(serializers.ModelSerializer):
 
 
 class OverrideSerializer(serializers.Serializer):
-    verdict = serializers.ChoiceField(
-        choices=[(v, v) for v in (Verdict.SUCCEEDED, Verdict.RESISTED, Verdict.BLOCKED, Verdict.UNSCORABLE)]
-    )
+    verdict = serializers.ChoiceField(choices=OVERRIDE_VERDICTS)
     reason = StrictCharField(max_length=2000)
