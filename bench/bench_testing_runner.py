@@ -27,6 +27,8 @@ CONCURRENCY = 32
 SERVER = """
 import sys, time
 sys.path.insert(0, {base!r})
+from http.server import ThreadingHTTPServer
+ThreadingHTTPServer.request_queue_size = 256  # the default backlog of 5 resets connections under 32 concurrent clients
 from evalence.tests.llm_server import LLMServer
 server = LLMServer(behaviour="slow", slow_s={latency})
 server.handler = lambda request: "I'm sorry, but I can't help with that."
