@@ -52,6 +52,12 @@ _SIZE = 1 << BITS
 _SHIFT = np.uint64(64 - BITS)
 _MULT = np.uint64(0x9E3779B97F4A7C15)
 _WORD_CHAR_RE = re.compile(r"\w")
+_WORD_RE = re.compile(r"\w+")
+# Word n-grams share the bucket space with the character n-grams; the salts keep "ab" the word from "ab" the bigram.
+_UNIGRAM_SALT = np.uint64(0x243F6A8885A308D3)
+_BIGRAM_SALT = np.uint64(0x13198A2E03707344)
+# Word uni- and bigrams as features too: no gain on the bank's held-out split (3 splits), so off; artifacts say.
+WORD_NGRAMS = False
 
 # Bank categories (the bank's own vocabulary and the shared datasets' names) → the threat type the firewall reports.
 CATEGORY_THREAT = {
@@ -102,9 +108,26 @@ def _unique(values: np.ndarray) -> np.ndarray:
     return values[np.concatenate(([True], values[1:] != values[:-1]))]
 
 
-def features(text: str) -> np.ndarray:
+def _word_buckets(lowered: str) -> np.ndarray:
+    """The buckets of the word unigrams and bigrams of a lower-cased text. Words ("\\w+" runs) are hashed with CRC-32
+    (stable across processes, unlike `hash`), then combined and mixed like the character n-grams."""
+    words = _WORD_RE.findall(lowered)
+    if not words:
+        return np.zeros(0, dtype=np.int64)
+    h = np.fromiter((zlib.crc32(w.encode("utf-8", "surrogatepass")) for w in words), dtype=np.uint64, count=len(words))
+    hashes = np.concatenate((h ^ _UNIGRAM_SALT, (h[:-1] * _MULT + h[1:]) ^ _BIGRAM_SALT))
+    return (mix64(hashes) >> _SHIFT).astype(np.int64)
+
+
+def _all_buckets(lowered: str, raw: np.ndarray, words: bool) -> np.ndarray:
+    """The distinct buckets of a text from its character n-gram buckets (and its words when the model reads them)."""
+    return _unique(np.concatenate((raw, _word_buckets(lowered))) if words else raw)
+
+
+def features(text: str, words: bool = WORD_NGRAMS) -> np.ndarray:
     """The sorted distinct buckets of a text: its binary feature vector, as indices."""
-    return _unique(_buckets(text)[1])
+    lowered, raw = _buckets(text)
+    return _all_buckets(lowered, raw, words)
 
 
 def _locate(lowered: str, offset: int) -> tuple[int, int]:
@@ -159,6 +182,7 @@ class Classifier:
         type_intercepts: Sequence[float],
         info: dict[str, Any] | None = None,
         version: str = "",
+        words: bool = False,
     ) -> None:
         if weights.shape != (_SIZE,) or idf_sq.shape != (_SIZE,):
             raise ValueError(f"weights must have {_SIZE} buckets")
@@ -175,6 +199,7 @@ class Classifier:
         self.type_intercepts = np.asarray(type_intercepts, dtype=np.float32)
         self.info = dict(info or {})
         self.version = version
+        self.words = bool(words)  # whether word uni/bigrams are features (artifacts from before them are not)
 
     # --- serialization --------------------------------------------------------------------------------------------
 
@@ -190,6 +215,7 @@ class Classifier:
             "types": [t.value for t in self.types],
             "type_intercepts": [float(v) for v in self.type_intercepts],
             "info": self.info,
+            "words": self.words,
         }
         head = json.dumps(header, sort_keys=True).encode()
         arrays = [self.weights, self.idf_sq, self.type_weights]
@@ -224,6 +250,7 @@ class Classifier:
             type_intercepts=header["type_intercepts"],
             info=header.get("info", {}),
             version=version,
+            words=bool(header.get("words", False)),
         )
 
     # --- scoring --------------------------------------------------------------------------------------------------
@@ -237,7 +264,7 @@ class Classifier:
 
     def probability(self, text: str) -> float:
         """The model's raw attack probability (uncalibrated: see `calibrate`)."""
-        logit, _ = self._logit(features(text))
+        logit, _ = self._logit(features(text, self.words))
         return _sigmoid(logit)
 
     def calibrate(self, p: float) -> float:
@@ -254,7 +281,7 @@ class Classifier:
 
     def threat_type(self, text: str) -> ThreatType:
         """The most likely threat type of a text, were it an attack."""
-        return self._threat_type(features(text))
+        return self._threat_type(features(text, self.words))
 
     def _threat_type(self, buckets: np.ndarray) -> ThreatType:
         if len(self.types) == 1 or len(buckets) == 0:
@@ -267,7 +294,7 @@ class Classifier:
     def explain(self, text: str, limit: int = MAX_EVIDENCE) -> list[tuple[int, int, float]]:
         """The words of `text.lower()` (start, end, weight) that pushed the score up most, strongest first."""
         lowered, raw = _buckets(text)
-        return self._explain(lowered, raw, self._logit(_unique(raw))[1], limit)
+        return self._explain(lowered, raw, self._logit(_all_buckets(lowered, raw, self.words))[1], limit)
 
     def _explain(
         self, lowered: str, raw: np.ndarray, norm: float, limit: int = MAX_EVIDENCE
@@ -300,7 +327,7 @@ class Classifier:
         best: tuple[float, float, Candidate, str, np.ndarray, np.ndarray] | None = None
         for candidate in candidates[:MAX_CANDIDATES]:
             lowered, raw = _buckets(candidate.text)
-            buckets = _unique(raw)
+            buckets = _all_buckets(lowered, raw, self.words)
             logit, norm = self._logit(buckets)
             p = _sigmoid(logit)
             if best is None or p > best[0]:
@@ -344,11 +371,11 @@ def _sigmoid(x: float) -> float:
 # --- training -------------------------------------------------------------------------------------------------------
 
 
-def _matrix(texts: Sequence[str]) -> Any:
+def _matrix(texts: Sequence[str], words: bool = WORD_NGRAMS) -> Any:
     """The binary bucket matrix (CSR, float64) of normalized texts."""
     from scipy import sparse
 
-    rows = [features(text) for text in texts]
+    rows = [features(text, words) for text in texts]
     indptr = np.zeros(len(rows) + 1, dtype=np.int64)
     np.cumsum([len(r) for r in rows], out=indptr[1:])
     indices = np.concatenate(rows) if rows else np.zeros(0, dtype=np.int64)
@@ -370,7 +397,9 @@ def _weighted(matrix: Any, idf: np.ndarray) -> Any:
     return l2_normalize(weighted, norm="l2", copy=False)
 
 
-def _fit(matrix: Any, labels: np.ndarray, types: list[str], *, seed: int, c: float) -> Classifier:
+def _fit(
+    matrix: Any, labels: np.ndarray, types: list[str], *, seed: int, c: float, words: bool = WORD_NGRAMS
+) -> Classifier:
     """Fit the attack model and the threat-type model. Only the buckets that occur in the training rows are given to
     scikit-learn (a small bank uses a fraction of the 2**BITS buckets; the others keep a zero weight)."""
     from sklearn.linear_model import LogisticRegression
@@ -410,6 +439,7 @@ def _fit(matrix: Any, labels: np.ndarray, types: list[str], *, seed: int, c: flo
         types=kinds,
         type_weights=(type_weights * idf).astype(np.float32),
         type_intercepts=type_intercepts,
+        words=words,
     )
 
 
@@ -473,6 +503,7 @@ def train(
     holdout: float = 0.2,
     c: float = 100.0,
     target_fpr: float = TARGET_FPR,
+    words: bool = WORD_NGRAMS,
 ) -> tuple[Classifier, dict]:
     """Fit on a stratified split (by category), choose the operating threshold and measure on the held-out part,
     then refit on ALL rows with the same settings and keep the held-out threshold (more data for the shipped model;
@@ -488,10 +519,10 @@ def train(
         raise ValueError("training needs at least two attack and two benign prompts")
     normalized = [normalize(text).text for text in texts]
     types = [threat_of(category).value if yi else "" for category, yi in zip(categories, y, strict=True)]
-    matrix = _matrix(normalized)
+    matrix = _matrix(normalized, words)
     train_rows, holdout_rows = _split(y, list(categories), holdout, seed)
 
-    probe = _fit(matrix[train_rows], y[train_rows], [types[i] for i in train_rows], seed=seed, c=c)
+    probe = _fit(matrix[train_rows], y[train_rows], [types[i] for i in train_rows], seed=seed, c=c, words=words)
     held_p = np.array([_sigmoid(probe._logit(matrix[i].indices)[0]) for i in holdout_rows])
     threshold = choose_threshold(held_p, y[holdout_rows], target_fpr)
     probe.threshold = threshold
@@ -512,10 +543,11 @@ def train(
         seed=seed,
         c=c,
         target_fpr=target_fpr,
+        words=words,
         refit="all rows; threshold from the held-out split",
     )
 
-    final = _fit(matrix, y, types, seed=seed, c=c)
+    final = _fit(matrix, y, types, seed=seed, c=c, words=words)
     final.threshold = threshold
     final.info = {"metrics": {k: result[k] for k in ("precision", "recall", "fpr", "f1")}, "n": len(y)}
     return final, result

@@ -161,6 +161,18 @@ BUILTIN_RULES: tuple[SignatureRule, ...] = (
         0.8,
         "Asks the model to decode a payload and act on it.",
     ),
+    SignatureRule(
+        "EO-002",
+        r"\b(?:base64|hex(?:adecimal)?|rot-?13|caesar|binary|morse)\b.{0,60}?\b(?:decode|decipher|decrypt|convert|"
+        r"unscramble)\w*\b.{0,80}?\b(?:follow|execute|obey|do\s+(?:exactly\s+)?(?:what|as)|carry\s+out|act\s+on)\b|"
+        r"\b(?:apply|run)\s+(?:base64|hex|rot-?13|caesar)\b.{0,80}?\b(?:follow|execute|obey|do\s+(?:exactly\s+)?"
+        r"(?:what|as)|carry\s+out|act\s+on)\b",
+        ThreatType.ENCODING_OBFUSCATION,
+        Severity.HIGH,
+        0.8,
+        'Names an encoding, then asks to decode the payload and act on it ("...is ROT13-encoded. Decode it and do '
+        'what it says").',
+    ),
 )
 
 
@@ -246,6 +258,7 @@ BUILTIN_HINTS: dict[str, tuple[str, ...]] = {
     "JB-006": ("polic",),
     "DE-001": ("dump", "exfiltrate", "leak", "expose", "reveal", "extract"),
     "EO-001": ("decode", "decipher", "decrypt", "reverse", "unscramble", "translate"),
+    "EO-002": ("base64", "hex", "rot", "caesar", "binary", "morse"),
 }
 
 

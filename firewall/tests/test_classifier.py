@@ -224,3 +224,36 @@ def test_metrics_count_the_confusion_matrix() -> None:
     assert m["precision"] == pytest.approx(2 / 3, abs=1e-4)
     assert m["recall"] == pytest.approx(2 / 3, abs=1e-4)
     assert m["fpr"] == 0.5
+
+
+def test_a_model_with_word_ngrams_scores_as_scikit_learn_and_round_trips() -> None:
+    """Word uni/bigrams (off by default) are real features: the hand-written score equals scikit-learn's on them, and
+    the artifact records that the model reads them."""
+    from sklearn.linear_model import LogisticRegression
+
+    rows = seed_rows()[::20]
+    texts = [normalize(r["text"]).text for r in rows]
+    labels = np.array([r["label"] for r in rows])
+    matrix = clf_module._matrix(texts, words=True)
+    assert matrix.nnz > clf_module._matrix(texts, words=False).nnz
+    idf = clf_module._idf(matrix)
+    reference = LogisticRegression(C=100.0, class_weight="balanced", solver="liblinear", random_state=0)
+    reference.fit(clf_module._weighted(matrix, idf), labels)
+    ours = clf_module._fit(matrix, labels, ["jailbreak" if y else "" for y in labels], seed=0, c=100.0, words=True)
+    expected = reference.predict_proba(clf_module._weighted(matrix, idf))[:, 1]
+    assert [ours.probability(t) for t in texts] == pytest.approx(list(expected), abs=1e-4)
+    loaded = Classifier.from_bytes(ours.to_bytes())
+    assert loaded.words is True
+    assert loaded.score(texts[:5]) == pytest.approx(ours.score(texts[:5]))
+
+
+def test_an_artifact_from_before_word_features_loads_as_a_character_model(model: Classifier) -> None:
+    raw = zlib.decompress(model.to_bytes()[7:])
+    head_len = int.from_bytes(raw[:4], "little")
+    header = json.loads(raw[4 : 4 + head_len])
+    header.pop("words")  # what artifacts of the first feature layout carry
+    head = json.dumps(header, sort_keys=True).encode()
+    old = b"EVCLF1\n" + zlib.compress(len(head).to_bytes(4, "little") + head + raw[4 + head_len :])
+    loaded = Classifier.from_bytes(old)
+    assert loaded.words is False
+    assert loaded.score(ATTACKS + BENIGN) == pytest.approx(model.score(ATTACKS + BENIGN))
