@@ -41,6 +41,7 @@ from typing import Any
 
 MODEL_NAME = "evalence-demo"
 MAX_BODY_BYTES = 64 * 1024  # a chat request bigger than this is refused with 413 (bank prompts are under 8 KB)
+DRAIN_BYTES = 4 * 1024 * 1024  # an oversized body up to this is read and dropped, so the client gets its 413
 MAX_ECHO_CHARS = 500  # what it repeats back (a decoded payload, a phrase to say) is cut to this
 MAX_DECODE_DEPTH = 2
 
@@ -490,7 +491,17 @@ class _DemoRequestHandler(BaseHTTPRequestHandler):
         except ValueError:
             length = -1
         if length < 0 or length > MAX_BODY_BYTES:
-            self.close_connection = True  # the body is not read: the connection cannot be reused
+            if 0 < length <= DRAIN_BYTES:
+                # Read what the client is sending before answering: closing on a client still writing resets the
+                # connection, and it would never see the 413.
+                remaining = length
+                while remaining > 0:
+                    chunk = self.rfile.read(min(remaining, 65536))
+                    if not chunk:
+                        break
+                    remaining -= len(chunk)
+            else:
+                self.close_connection = True  # the body is not read: the connection cannot be reused
             self._reply(*payload_too_large(length))
             return
         self._reply(*handle("POST", self.path, self.rfile.read(length)))

@@ -82,7 +82,7 @@ def test_target_bad_input_is_a_400_naming_the_field(org_a: Any, alice: Any, caro
 
 @pytest.mark.django_db
 def test_suite_and_session_flow_with_a_key(
-    org_a: Any, prompts: Any, api: Any, llm_server: Any, django_capture_on_commit_callbacks: Any
+    org_a: Any, prompts: Any, api: Any, llm_server: Any, django_capture_on_commit_callbacks: Any, run_jobs: Any
 ) -> None:
     llm_server.handler = lambda request: "OWNED0" if "OWNED0" in request.messages[-1]["content"] else REFUSAL
     secret = _key(org_a, Scope.TESTING_RUN, Scope.READ)
@@ -112,6 +112,7 @@ def test_suite_and_session_flow_with_a_key(
         )
     assert created.status_code == 202, created.content
     assert created.json()["status"] == "queued" and created.json()["id"]
+    run_jobs()  # a real RQ worker with Redis; without it the session already ran in-process at commit
 
     session = client.get(f"{API}/sessions/{created.json()['id']}/").json()
     assert session["status"] == "completed"
