@@ -551,8 +551,15 @@ async def _attempt(
 def progress_payload(
     session: TestSession, *, findings: list[dict[str, Any]] | None = None, rate: float | None = None
 ) -> dict[str, Any]:
-    """What the session page and the API show while it runs: counts, rate, ETA and the latest findings."""
+    """What the session page, its socket and the API show while it runs: counts, rate, ETA and the latest findings.
+
+    The rate is the session's own (results stored per second since it started), worked out from the row, so the
+    socket and the API give the same figures."""
     remaining = max(0, session.total_samples - session.completed_samples)
+    if session.started_at and session.completed_samples:
+        end = session.finished_at or timezone.now()
+        elapsed = (end - session.started_at).total_seconds()
+        rate = session.completed_samples / elapsed if elapsed > 0 else None
     eta = remaining / rate if rate and rate > 0 and not session.is_finished else None
     counts = session.counts or {}
     scored = sum(counts.get(v, 0) for v in (Verdict.SUCCEEDED, Verdict.RESISTED, Verdict.BLOCKED))

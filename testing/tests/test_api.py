@@ -280,3 +280,29 @@ def test_roles_cover_suites(org_a: Any, carol: Any, bob: Any, api: Any) -> None:
     assert dup.status_code == 400
     bad = api(carol).post(f"{API}/suites/", {"name": "t", "mutators": ["base65"]}, format="json")
     assert bad.status_code == 400 and "mutators" in json.dumps(bad.json()["error"])
+
+
+@pytest.mark.django_db
+def test_the_api_shows_the_same_progress_figures_as_the_socket(org_a: Any, alice: Any, api: Any) -> None:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from testing.runner import progress_payload
+
+    session = TestSessionFactory(
+        organization=org_a,
+        status=SessionStatus.RUNNING,
+        total_samples=100,
+        completed_samples=50,
+        counts={"succeeded": 10, "resisted": 30, "error": 10, "pending": 50},
+        started_at=timezone.now() - timedelta(seconds=10),
+        heartbeat_at=timezone.now(),
+        finished_at=None,
+    )
+    progress = api(alice).get(f"{API}/sessions/{session.pk}/").json()["progress"]
+    socket = progress_payload(session)
+    assert progress["attack_success_rate"] == socket["attack_success_rate"] == 0.25
+    assert progress["rate_per_s"] == pytest.approx(5.0, rel=0.1)
+    assert progress["eta_s"] == pytest.approx(10.0, rel=0.1)
+    assert socket["rate_per_s"] == pytest.approx(progress["rate_per_s"], rel=0.1)
