@@ -166,6 +166,87 @@
     };
   };
 
+  /**
+   * Follow one background job (an import, a test session) on its page: its own websocket (`wsPath`) pushes
+   * `eventType` messages; after a drop it reconnects with capped exponential backoff, and while it is down the page
+   * polls `statusUrl` every `pollMs` (and every fifth tick anyway when `pollWhileOpen`). Options:
+   *   isMine(data) — the message is about this job; isFinished(data); render(data) — every update;
+   *   onFinish(data) — once, when the job ends; fromApi(body) — turn the status URL's answer into a message;
+   *   catchUpOnOpen — poll once each time the socket opens (when the socket sends no snapshot of its own).
+   */
+  Evalence.watchJob = function (options) {
+    var pollMs = options.pollMs || 3000;
+    var fromApi = options.fromApi || function (body) { return body; };
+    var done = false;
+    var socket = null;
+    var socketOpen = false;
+    var attempt = 0;
+    var pollTimer = null;
+
+    function finish(data) {
+      if (done) return;
+      done = true;
+      options.render(data);
+      window.clearInterval(pollTimer);
+      if (socket) socket.close();
+      window.setTimeout(function () { options.onFinish(data); }, 300);
+    }
+
+    function update(data) {
+      if (!data || done || !options.isMine(data)) return;
+      if (options.isFinished(data)) finish(data);
+      else options.render(data);
+    }
+
+    function poll() {
+      if (done || !options.statusUrl) return;
+      fetch(options.statusUrl, { credentials: "same-origin", headers: { Accept: "application/json" } })
+        .then(function (response) { return response.ok ? response.json() : null; })
+        .then(function (body) { update(body ? fromApi(body) : null); })
+        .catch(function () {});
+    }
+
+    function connect() {
+      if (done || !options.wsPath || !("WebSocket" in window)) return;
+      var scheme = window.location.protocol === "https:" ? "wss://" : "ws://";
+      try {
+        socket = new WebSocket(scheme + window.location.host + options.wsPath);
+      } catch (err) {
+        return;
+      }
+      socket.addEventListener("open", function () {
+        socketOpen = true;
+        attempt = 0;
+        if (options.catchUpOnOpen) poll();
+      });
+      socket.addEventListener("message", function (message) {
+        var event;
+        try {
+          event = JSON.parse(message.data);
+        } catch (err) {
+          return;
+        }
+        if (event && event.type === options.eventType) update(event.data);
+      });
+      socket.addEventListener("close", function (event) {
+        socketOpen = false;
+        // 4403/4404: not signed in, or not this organization's job; polling answers the same, so stop here.
+        if (done || event.code === 4403 || event.code === 4404) return;
+        attempt += 1;
+        var wait = Math.min(30000, 1000 * Math.pow(2, attempt - 1));
+        window.setTimeout(connect, wait + Math.random() * 250);
+      });
+    }
+
+    connect();
+    var ticks = 0;
+    pollTimer = window.setInterval(function () {
+      ticks += 1;
+      if (!socketOpen || (options.pollWhileOpen && ticks % 5 === 0)) poll();
+    }, pollMs);
+    if (options.pollWhileOpen || !("WebSocket" in window) || !options.wsPath) poll();
+  };
+
   /* --- audit log: chain verification ------------------------------------------------------------------------------ */
 
   var FINISHED = { succeeded: true, failed: true, cancelled: true };

@@ -38,79 +38,20 @@
 
   function watchRun(block) {
     var runId = block.getAttribute("data-run-id");
-    var statusUrl = block.getAttribute("data-status-url");
-    var wsPath = block.getAttribute("data-ws-path");
     if (!runId || FINISHED[block.getAttribute("data-status")]) return;
-
-    var done = false;
-    var socket = null;
-    var socketOpen = false;
-    var attempt = 0;
-    var pollTimer = null;
-
-    function finish(data) {
-      if (done) return;
-      done = true;
-      render(block, data);
-      window.clearInterval(pollTimer);
-      if (socket) socket.close();
+    Evalence.watchJob({
+      wsPath: block.getAttribute("data-ws-path"),
+      statusUrl: block.getAttribute("data-status-url"),
+      eventType: "ingestion.progress",
+      pollMs: POLL_MS,
+      pollWhileOpen: true, // a missed event costs nothing
+      catchUpOnOpen: true, // catch up on whatever happened before the socket opened
+      isMine: function (data) { return String(data.run_id) === runId; },
+      isFinished: function (data) { return FINISHED[data.status]; },
+      render: function (data) { render(block, data); },
       // The errors by line and the timing are rendered by the server: show the finished page.
-      window.setTimeout(function () { window.location.reload(); }, 300);
-    }
-
-    function update(data) {
-      if (!data || String(data.run_id) !== runId || done) return;
-      if (FINISHED[data.status]) finish(data);
-      else render(block, data);
-    }
-
-    function poll() {
-      if (done || !statusUrl) return;
-      fetch(statusUrl, { credentials: "same-origin", headers: { Accept: "application/json" } })
-        .then(function (response) { return response.ok ? response.json() : null; })
-        .then(update)
-        .catch(function () {});
-    }
-
-    function connect() {
-      if (done || !wsPath || !("WebSocket" in window)) return;
-      var scheme = window.location.protocol === "https:" ? "wss://" : "ws://";
-      try {
-        socket = new WebSocket(scheme + window.location.host + wsPath);
-      } catch (err) {
-        return;
-      }
-      socket.addEventListener("open", function () {
-        socketOpen = true;
-        attempt = 0;
-        poll(); // catch up on whatever happened before the socket opened
-      });
-      socket.addEventListener("message", function (message) {
-        var event;
-        try {
-          event = JSON.parse(message.data);
-        } catch (err) {
-          return;
-        }
-        if (event && event.type === "ingestion.progress") update(event.data);
-      });
-      socket.addEventListener("close", function (event) {
-        socketOpen = false;
-        // 4403/4404: not signed in or not this organization's run; polling answers the same, so stop here.
-        if (done || event.code === 4403 || event.code === 4404) return;
-        attempt += 1;
-        window.setTimeout(connect, Math.min(30000, 1000 * Math.pow(2, attempt)));
-      });
-    }
-
-    connect();
-    // Poll often while the socket is not open, and now and then even when it is (a missed event costs nothing).
-    var ticks = 0;
-    pollTimer = window.setInterval(function () {
-      ticks += 1;
-      if (!socketOpen || ticks % 5 === 0) poll();
-    }, POLL_MS);
-    poll();
+      onFinish: function () { window.location.reload(); },
+    });
   }
 
   document.addEventListener("DOMContentLoaded", function () {

@@ -43,7 +43,6 @@
     cancelled: ["badge-warning", "Cancelled"],
   };
   var POLL_MS = 3000;
-  var MAX_BACKOFF_MS = 30000;
 
   function setText(root, selector, text) {
     var element = root.querySelector(selector);
@@ -160,76 +159,19 @@
 
   function watchSession(block) {
     var sessionId = block.getAttribute("data-session-id");
-    var statusUrl = block.getAttribute("data-status-url");
-    var wsPath = block.getAttribute("data-ws-path");
     if (!sessionId || FINISHED[block.getAttribute("data-status")]) return;
-
-    var done = false;
-    var socket = null;
-    var socketOpen = false;
-    var attempt = 0;
-    var pollTimer = null;
-
-    function finish(data) {
-      if (done) return;
-      done = true;
-      render(block, data);
-      window.clearInterval(pollTimer);
-      if (socket) socket.close();
-      window.setTimeout(refreshFinished, 300);
-    }
-
-    function update(data) {
-      if (!data || String(data.id) !== sessionId || done) return;
-      if (FINISHED[data.status]) finish(data);
-      else render(block, data);
-    }
-
-    function poll() {
-      if (done || !statusUrl) return;
-      fetch(statusUrl, { credentials: "same-origin", headers: { Accept: "application/json" } })
-        .then(function (response) { return response.ok ? response.json() : null; })
-        .then(function (body) { update(fromApi(body)); })
-        .catch(function () {});
-    }
-
-    function connect() {
-      if (done || !wsPath || !("WebSocket" in window)) return;
-      var scheme = window.location.protocol === "https:" ? "wss://" : "ws://";
-      try {
-        socket = new WebSocket(scheme + window.location.host + wsPath);
-      } catch (err) {
-        return;
-      }
-      socket.addEventListener("open", function () {
-        socketOpen = true;
-        attempt = 0;
-      });
-      socket.addEventListener("message", function (message) {
-        var event;
-        try {
-          event = JSON.parse(message.data);
-        } catch (err) {
-          return;
-        }
-        if (event && event.type === "testing.progress") update(event.data);
-      });
-      socket.addEventListener("close", function (event) {
-        socketOpen = false;
-        // 4403/4404: not signed in, or not this organization's session; polling answers the same, so stop here.
-        if (done || event.code === 4403 || event.code === 4404) return;
-        attempt += 1;
-        var wait = Math.min(MAX_BACKOFF_MS, 1000 * Math.pow(2, attempt - 1));
-        window.setTimeout(connect, wait + Math.random() * 250);
-      });
-    }
-
-    connect();
-    // Poll while the socket is down; the socket's own snapshot on (re)connect covers the rest.
-    pollTimer = window.setInterval(function () {
-      if (!socketOpen) poll();
-    }, POLL_MS);
-    if (!("WebSocket" in window) || !wsPath) poll();
+    // The socket sends the session's current figures on every (re)connect, so polling is only for when it is down.
+    Evalence.watchJob({
+      wsPath: block.getAttribute("data-ws-path"),
+      statusUrl: block.getAttribute("data-status-url"),
+      eventType: "testing.progress",
+      pollMs: POLL_MS,
+      fromApi: fromApi,
+      isMine: function (data) { return String(data.id) === sessionId; },
+      isFinished: function (data) { return FINISHED[data.status]; },
+      render: function (data) { render(block, data); },
+      onFinish: refreshFinished,
+    });
   }
 
   document.addEventListener("DOMContentLoaded", function () {
