@@ -618,10 +618,11 @@ def finding_submit(*, result: TestResult, actor: User | None = None) -> Any:
 
 
 def session_finalize(session: TestSession) -> None:
-    """After the last item: the summary, the bank's per-prompt statistics and the findings offered to the bank."""
+    """After the run: the summary, and for a completed session the bank's per-prompt statistics and the findings
+    offered to the bank. A cancelled session adds no statistics (a resume that completes it adds them once)."""
     from django.db.models import Count, Q
 
-    from promptbank.services import stats_record
+    from promptbank.services import stats_record_many
     from testing import stats
 
     with transaction.atomic():
@@ -634,17 +635,12 @@ def session_finalize(session: TestSession) -> None:
             .values("prompt")
             .annotate(runs=Count("id"), successes=Count("id", filter=Q(verdict=Verdict.SUCCEEDED)))
         )
-        prompts = {p.pk: p for p in Prompt.objects.filter(pk__in=[row["prompt"] for row in per_prompt])}
-        for row in per_prompt:
-            prompt = prompts.get(row["prompt"])
-            if prompt is not None:
-                stats_record(
-                    organization=session.organization,
-                    prompt=prompt,
-                    test_runs=row["runs"],
-                    attack_successes=row["successes"],
-                )
-    if settings.TESTING_SUBMIT_FINDINGS:
+        if session.status == SessionStatus.COMPLETED:
+            stats_record_many(
+                organization=session.organization,
+                test_runs={row["prompt"]: (row["runs"], row["successes"]) for row in per_prompt},
+            )
+    if settings.TESTING_SUBMIT_FINDINGS and session.status == SessionStatus.COMPLETED:
         findings = TestResult.objects.filter(
             session=session, kind=ResultKind.ATTACK, verdict=Verdict.SUCCEEDED, submission__isnull=True
         ).select_related("session", "organization")

@@ -267,6 +267,9 @@ def test_cancel_before_start_and_a_cancel_noticed_mid_run(
     assert running.status == SessionStatus.COMPLETED
     assert len(llm_server.requests) - before == running.total_samples - done
     assert TestResult.objects.filter(session=running, verdict=Verdict.RESISTED).count() == running.total_samples
+    # The bank's statistics count each item once: nothing when it was cancelled, everything when the resume completed.
+    stats = PromptStats.objects.filter(organization=org_a)
+    assert sum(row.test_runs for row in stats) == running.total_samples
 
 
 @pytest.mark.django_db
