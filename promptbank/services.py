@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -622,26 +622,37 @@ def stats_record(
 def stats_record_many(*, organization: Organization, test_runs: dict[Any, tuple[int, int]]) -> int:
     """Add test runs and successes to many prompts' statistics at once: `{prompt_id: (runs, successes)}`.
 
-    One session can touch thousands of prompts; this does it in a few queries (missing rows created, the rest
-    locked, added to and written back in bulk) instead of two per prompt."""
+    One session can touch thousands of prompts: the missing rows are created in bulk, then one parameterised UPDATE
+    adds to every row (executemany; increments in SQL, so concurrent writers never lose a count)."""
     if not test_runs:
         return 0
     now = timezone.now()
-    ids = list(test_runs)
+    meta = PromptStats._meta
+    quote = connection.ops.quote_name
+
+    def column(name: str) -> str:
+        return quote(meta.get_field(name).column)
+
+    table, runs, successes = quote(meta.db_table), column("test_runs"), column("attack_successes")
+    used, updated, org, prompt = column("last_used_at"), column("updated_at"), column("organization"), column("prompt")
+    # Table and column names come from the model; every value is a parameter.
+    sql = (
+        f"UPDATE {table} SET {runs} = {runs} + %s, {successes} = {successes} + %s, {used} = %s, {updated} = %s "  # noqa: S608
+        f"WHERE {org} = %s AND {prompt} = %s"
+    )
+    stamp = meta.get_field("updated_at").get_db_prep_save(now, connection)
+    org_id = meta.get_field("organization").get_db_prep_save(organization.pk, connection)
+    prompt_field = meta.get_field("prompt")
+    params = [
+        [count, success, stamp, stamp, org_id, prompt_field.get_db_prep_save(prompt_id, connection)]
+        for prompt_id, (count, success) in test_runs.items()
+    ]
     with transaction.atomic():
         PromptStats.objects.bulk_create(
-            [PromptStats(organization=organization, prompt_id=prompt_id) for prompt_id in ids],
+            [PromptStats(organization=organization, prompt_id=prompt_id) for prompt_id in test_runs],
             ignore_conflicts=True,
             batch_size=1000,
         )
-        rows = list(PromptStats.objects.select_for_update().filter(organization=organization, prompt_id__in=ids))
-        for row in rows:
-            runs, successes = test_runs[row.prompt_id]
-            row.test_runs += runs
-            row.attack_successes += successes
-            row.last_used_at = now
-            row.updated_at = now
-        PromptStats.objects.bulk_update(
-            rows, ["test_runs", "attack_successes", "last_used_at", "updated_at"], batch_size=500
-        )
-    return len(rows)
+        with connection.cursor() as cursor:
+            cursor.executemany(sql, params)
+    return len(params)
