@@ -1,5 +1,6 @@
-"""The product's sections still served by a landing page, until each section's issue lands (the prompt bank, the
-firewall and testing have their own pages: `promptbank.views`, `firewall.views`, `testing.views`)."""
+"""The product's sections still served by a landing page (`evalence.pages.SectionLandingView`), until each section's
+issue lands. Every section has its own pages now (the overview: `analytics.views`; the prompt bank, the firewall and
+testing: their apps' views), so the list is empty; a new section adds its entry here until its pages exist."""
 
 from __future__ import annotations
 
@@ -15,18 +16,6 @@ class Section:
     coming: tuple[str, ...]
 
 
-SECTIONS = (
-    Section(
-        "analytics",
-        "Overview",
-        "analytics:overview",
-        "Whether your LLM applications are under attack and whether they are getting safer.",
-        (
-            "Firewall traffic over time, stacked by decision",
-            "Threats by type and severity, and latency percentiles",
-            "Attack success rate by category for every target",
-        ),
-    ),
-)
+SECTIONS: tuple[Section, ...] = ()
 
 BY_KEY = {section.key: section for section in SECTIONS}

@@ -7,6 +7,7 @@ channel layer. With DEBUG=false the secure settings are on and missing productio
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -102,9 +103,38 @@ if _db["ENGINE"] == "django.db.backends.sqlite3":
         {"timeout": 20, "transaction_mode": "IMMEDIATE", "init_command": "PRAGMA journal_mode=WAL;"}
     )
 else:
-    _db.setdefault("CONN_MAX_AGE", env.int("DATABASE_CONN_MAX_AGE", default=60))
+    # The pool checks a connection before lending it; without one, Django checks at the start of each request.
     _db["CONN_HEALTH_CHECKS"] = True
     _db.setdefault("OPTIONS", {}).setdefault("connect_timeout", 5)
+    # RQ's worker forks a work horse per job, and a psycopg pool (its connections and threads) does not survive a
+    # fork: worker processes keep plain per-process connections unless DATABASE_POOL says otherwise.
+    _forking_worker = len(sys.argv) > 1 and sys.argv[1] == "rqworker"
+    if env.bool("DATABASE_POOL", default=not _forking_worker):
+        # Under ASGI every request runs its sync code on a fresh asgiref thread, and Django's connections belong to a
+        # thread: without a pool each request connected anew (and with CONN_MAX_AGE left its connection open until
+        # the thread was collected, up to "too many clients"). A process-wide psycopg pool lends connections to
+        # whichever thread asks; Django requires CONN_MAX_AGE=0 with it (closing returns the connection).
+        if _db.get("CONN_MAX_AGE") or env.int("DATABASE_CONN_MAX_AGE", default=0):
+            raise ImproperlyConfigured(
+                "DATABASE_CONN_MAX_AGE cannot be used with the connection pool; unset it, or set DATABASE_POOL=false"
+            )
+        _pool_min = env.int("DATABASE_POOL_MIN_SIZE", default=2)
+        _pool_max = env.int("DATABASE_POOL_MAX_SIZE", default=10)
+        if not 0 <= _pool_min <= _pool_max or _pool_max < 1:
+            raise ImproperlyConfigured(
+                f"DATABASE_POOL_MIN_SIZE ({_pool_min}) and DATABASE_POOL_MAX_SIZE ({_pool_max}) need "
+                "0 <= min <= max and max >= 1"
+            )
+        _db["CONN_MAX_AGE"] = 0
+        # Per process: size max_size so that (web workers + job processes) x max_size stays under the server's
+        # max_connections. A request waits up to `timeout` seconds for a free connection, then fails loudly.
+        _db["OPTIONS"]["pool"] = {
+            "min_size": _pool_min,
+            "max_size": _pool_max,
+            "timeout": env.float("DATABASE_POOL_TIMEOUT", default=10.0),
+        }
+    else:
+        _db.setdefault("CONN_MAX_AGE", env.int("DATABASE_CONN_MAX_AGE", default=60))
     if os.environ.get("DATABASE_TEST_NAME"):
         _db["TEST"] = {"NAME": os.environ["DATABASE_TEST_NAME"]}
 IS_SQLITE = _db["ENGINE"] == "django.db.backends.sqlite3"
@@ -134,6 +164,11 @@ USE_TZ = True
 STATIC_URL = "/static/"
 STATIC_ROOT = env.path("STATIC_ROOT", default=BASE_DIR / "staticfiles")
 STATICFILES_DIRS = [BASE_DIR / "static"]
+STATICFILES_FINDERS = [
+    "django.contrib.staticfiles.finders.FileSystemFinder",
+    "django.contrib.staticfiles.finders.AppDirectoriesFinder",
+    "analytics.finders.PlotlyFinder",  # the plotly package's plotly.min.js as vendor/plotly.min.js
+]
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {
