@@ -7,6 +7,9 @@ bank is seeded and the classifier trained (`promptbank_seed`, `train_detector`) 
 is raised so it is counted but never refuses. The load generator is `wrk` (Debian's package; installed by this
 benchmark when missing), 2 threads and 32 connections, a 3 s warm-up, then 15 s per measurement, the two endpoints
 measured alternately twice. Request bodies are real bank prompts (attacks and benign) of about 200 characters.
+"PG connections" is the most the server held to its database during a measurement (sampled from pg_stat_activity);
+with Django's connection pool it stays at most workers x DATABASE_POOL_MAX_SIZE. A row with non-2xx answers quotes the
+server's last error line.
 Goal: evaluate keeps at least half of the bare endpoint's throughput, with p99 ≤ 25 ms.
 Run alone: `python bench/run.py --only firewall_http` (BENCH_POSTGRES_URL / BENCH_REDIS_URL override the servers).
 """
@@ -21,6 +24,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -83,6 +87,43 @@ def _wrk(wrk: str, url: str, script: str | None, seconds: int) -> dict[str, floa
         "non_2xx": float(errors.group(1)) if errors else 0.0,
         "socket_errors": socket_errors.group(1) if socket_errors else "",
     }
+
+
+class _ConnectionPeak:
+    """The most connections to one database seen while measuring, sampled every 0.2 s on a side thread."""
+
+    def __init__(self, url: str, db_name: str) -> None:
+        self.url, self.db_name, self.peak = url, db_name, 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def __enter__(self) -> _ConnectionPeak:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _sample(self) -> None:
+        import psycopg
+
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            while not self._stop.wait(0.2):
+                row = conn.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = %s", [self.db_name])
+                self.peak = max(self.peak, row.fetchone()[0])
+
+
+def _measure(wrk: str, url: str, script: str | None, seconds: int, admin_url: str, db_name: str) -> dict[str, Any]:
+    with _ConnectionPeak(admin_url, db_name) as peak:
+        result: dict[str, Any] = _wrk(wrk, url, script, seconds)
+    result["pg_connections"] = peak.peak
+    return result
+
+
+def _last_error(log: Path) -> str:
+    lines = [line for line in log.read_text(encoding="utf-8", errors="replace").splitlines() if "ERROR" in line]
+    return lines[-1][-300:] if lines else ""
 
 
 def _ms(value: str) -> float:
@@ -184,10 +225,11 @@ def run() -> list[dict[str, Any]]:
             raise RuntimeError("the server did not start: " + (work / "server.log").read_text()[-500:])
         _wrk(wrk, f"{root}/health/live", None, 3)
         _wrk(wrk, root, str(script), 3)
-        results: dict[str, list[dict[str, float]]] = {"health": [], "evaluate": []}
+        results: dict[str, list[dict[str, Any]]] = {"health": [], "evaluate": []}
         for _ in range(2):
-            results["health"].append(_wrk(wrk, f"{root}/health/live", None, DURATION_S))
-            results["evaluate"].append(_wrk(wrk, root, str(script), DURATION_S))
+            results["health"].append(_measure(wrk, f"{root}/health/live", None, DURATION_S, admin_url, db_name))
+            results["evaluate"].append(_measure(wrk, root, str(script), DURATION_S, admin_url, db_name))
+        server_error = _last_error(work / "server.log")
     finally:
         if server is not None:
             server.terminate()
@@ -216,11 +258,21 @@ def run() -> list[dict[str, Any]]:
                     "p50 ms": r["p50"],
                     "p99 ms": r["p99"],
                     "non-2xx": int(r["non_2xx"]),
+                    "PG connections": r["pg_connections"],
                     "share of best baseline": r["rps"] / best_health,
-                    "note": f"{stored} evaluations stored in PostgreSQL" if name == "evaluate" and i == 2 else "",
+                    "note": _note(name, i, r, stored, server_error),
                 }
             )
     return rows
+
+
+def _note(name: str, round_: int, result: dict[str, Any], stored: str, server_error: str) -> str:
+    notes = []
+    if name == "evaluate" and round_ == 2:
+        notes.append(f"{stored} evaluations stored in PostgreSQL")
+    if result["non_2xx"] and server_error:
+        notes.append(f"server's last error: {server_error}")
+    return "; ".join(notes)
 
 
 if __name__ == "__main__":

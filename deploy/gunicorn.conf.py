@@ -9,6 +9,8 @@ import os
 from typing import Any
 
 bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}"
+# One per core. Each worker runs every request's Django code on its own thread and lends it a PostgreSQL connection
+# from a per-process pool: workers x DATABASE_POOL_MAX_SIZE (+ job processes) must stay under max_connections.
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 worker_class = "uvicorn_worker.UvicornWorker"
 # Long enough for a large batch evaluation or report export; the firewall's own budget is milliseconds.

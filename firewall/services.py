@@ -349,6 +349,33 @@ def _record_metrics(organization: Organization, outcome: EvaluationOutcome) -> N
 def threat_pattern_record(*, organization: Organization, evaluation: Evaluation) -> ThreatPattern:
     """Count a blocked attack in the cross-organization pattern of its normalized text's hash (no text stored)."""
     now = evaluation.created_at or timezone.now()
+    pattern_hash = evaluation.text_hash
+    # Common case: the pattern is known. Three statements, no savepoint; every path locks the pattern row before the
+    # sighting row (here by updating it), so concurrent recorders cannot deadlock, and while this transaction holds
+    # that lock nobody else can create this organization's sighting of it.
+    with transaction.atomic(savepoint=False):
+        if ThreatPattern.objects.filter(pattern_hash=pattern_hash).update(
+            detection_count=F("detection_count") + 1, last_seen=now
+        ):
+            pattern = ThreatPattern.objects.get(pattern_hash=pattern_hash)
+            seen_before = ThreatPatternSighting.objects.filter(organization=organization, pattern=pattern).update(
+                count=F("count") + 1, last_seen=now, last_evaluation=evaluation
+            )
+            if not seen_before:
+                ThreatPatternSighting.objects.create(
+                    organization=organization,
+                    pattern=pattern,
+                    count=1,
+                    first_seen=now,
+                    last_seen=now,
+                    last_evaluation=evaluation,
+                )
+                ThreatPattern.objects.filter(pk=pattern.pk).update(
+                    organizations_affected=F("organizations_affected") + 1
+                )
+                pattern.organizations_affected += 1
+            return pattern
+    # A new pattern: create it (another process may race us to it, hence the savepoint and the retries).
     for _attempt in range(3):
         try:
             with transaction.atomic():
