@@ -10,7 +10,6 @@ from django.core import mail
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.html import escape
 
 from accounts import services
 from accounts.choices import AuditAction, Role, Scope
@@ -19,7 +18,6 @@ from accounts.tests.factories import AuditLogFactory, InvitationFactory, Members
 from accounts.views import NEW_KEY_SESSION_KEY
 from conftest import PASSWORD
 from evalence.jobs import JobStatus
-from evalence.sections import SECTIONS
 from evalence.tenancy import SESSION_ORG_KEY
 
 pytestmark = pytest.mark.django_db
@@ -637,23 +635,6 @@ def test_it_marks_a_running_verification_for_live_updates(org_a: Any, alice: Any
 
 
 # --- every page --------------------------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("section", SECTIONS, ids=[section.key for section in SECTIONS])
-def test_it_renders_every_section_landing_page_with_the_nav(org_a: Any, bob: Any, section: Any) -> None:
-    response = signed_in(bob).get(reverse(section.url_name))
-    html = response.content.decode()
-
-    assert response.status_code == 200
-    assert section.title in html
-    assert "Nothing here yet — this section arrives with its issue" in html
-    for item in section.coming:
-        assert escape(item) in html
-    for other in SECTIONS:
-        assert f'href="{reverse(other.url_name)}"' in html
-    assert 'class="nav-link is-active"' in html
-    assert reverse("accounts:logout") in html
-    assert bob.email in html
 
 
 PAGES = [
