@@ -55,7 +55,7 @@ import json
 import re
 import secrets
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Protocol, runtime_checkable
 
@@ -193,6 +193,17 @@ def _verdict(
     judge: str, verdict: str, reason: str, evidence: list[dict[str, Any]] | None = None, confidence: float = 0.0
 ) -> JudgeVerdict:
     return JudgeVerdict(judge, verdict, reason, evidence or [], round(max(0.0, min(1.0, confidence)), 3))
+
+
+def _as_dict(verdict: JudgeVerdict) -> dict[str, Any]:
+    """A verdict as stored (dataclasses.asdict deep-copies every evidence dict, which showed in a 1,000-item run)."""
+    return {
+        "judge": verdict.judge,
+        "verdict": verdict.verdict,
+        "reason": verdict.reason,
+        "evidence": [dict(item) for item in verdict.evidence],
+        "confidence": verdict.confidence,
+    }
 
 
 def _truncate(text: str, limit: int = EVIDENCE_CHARS) -> str:
@@ -1229,7 +1240,7 @@ class JudgeChain:
     def evaluate(self, item: JudgeInput) -> Judgement:
         """One decision for one exchange; never raises for a judge's failure."""
         if not item.response.strip():
-            skipped = [asdict(_verdict(j.name, UNSCORABLE, "The response is empty.")) for j in self.judges]
+            skipped = [_as_dict(_verdict(j.name, UNSCORABLE, "The response is empty.")) for j in self.judges]
             return Judgement(UNSCORABLE, "The response is empty: there is nothing to judge.", [], skipped, False, 1.0)
         local = {id(j): self._run(j, item) for j in self.judges if not getattr(j, "remote", False)}
         by_name = {v.judge: v for v in local.values()}
@@ -1256,7 +1267,7 @@ class JudgeChain:
             decision = self._decide_by_category(item, by_name)
         verdicts = [local.get(id(j)) or remote_results[id(j)] for j in self.judges]
         verdict, reason, evidence, confidence = decision
-        return Judgement(verdict, reason, evidence, [asdict(v) for v in verdicts], refused, round(confidence, 3))
+        return Judgement(verdict, reason, evidence, [_as_dict(v) for v in verdicts], refused, round(confidence, 3))
 
     @staticmethod
     def _decide_locally(

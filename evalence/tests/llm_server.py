@@ -180,6 +180,9 @@ class LLMServer:
 class _RequestHandler(BaseHTTPRequestHandler):
     owner: LLMServer
     protocol_version = "HTTP/1.1"  # keep-alive, as real endpoints and pooled clients expect
+    # Headers and body go out in separate writes: with Nagle's algorithm on, the body waits for the client's delayed
+    # ACK (about 40 ms) on a kept-alive connection, which real servers do not make their clients wait.
+    disable_nagle_algorithm = True
 
     def log_message(self, format: str, *args: Any) -> None:
         pass  # quiet test output

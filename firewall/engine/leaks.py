@@ -19,6 +19,7 @@ Why these choices:
 from __future__ import annotations
 
 import base64
+import functools
 import re
 
 from .types import Finding, Severity, Span, ThreatType
@@ -127,7 +128,9 @@ def _base64_patterns(data: bytes) -> list[str]:
     return patterns
 
 
+@functools.lru_cache(maxsize=256)
 def _canary_patterns(canary: str) -> list[tuple[str, re.Pattern[str]]]:
+    """Compiled once per canary: a test session checks the same canary in every answer."""
     patterns = [("canary.plain", re.compile(re.escape(canary), re.IGNORECASE))]
     core = "".join(c for c in canary if c.isalnum())
     if len(core) >= MIN_SPACED_CANARY:

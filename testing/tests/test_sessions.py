@@ -253,6 +253,7 @@ def test_cancel_before_start_and_a_cancel_noticed_mid_run(
             TestSession.objects.filter(pk=self.session.pk).update(cancel_requested=True)
 
     monkeypatch.setattr(runner._SessionRun, "_flush", flush_then_cancel)
+    llm_server.behaviour, llm_server.slow_s = "slow", 0.1  # answers slower than the runner notices the cancel
     running = services.session_create(organization=org_a, actor=None, target=target, suite=suite, start=False)
     running = _run(running)
     assert running.status == SessionStatus.CANCELLED
@@ -261,6 +262,7 @@ def test_cancel_before_start_and_a_cancel_noticed_mid_run(
 
     # Resuming a cancelled session runs only what is left.
     monkeypatch.setattr(runner._SessionRun, "_flush", original_flush)
+    llm_server.behaviour = "ok"
     before = len(llm_server.requests)
     services.session_resume(session=running, actor=None)
     running = _run(running)
