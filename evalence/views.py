@@ -6,7 +6,7 @@ from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.mixins import LoginRequiredMixin
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import models
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -56,11 +56,25 @@ class TenantObjectMixin(OrgPageMixin):
         return self.get_base_queryset().for_org(self.organization, include_global=self.include_global_rows)
 
 
+def error_message(error: ValidationError | ApplicationError) -> str:
+    """One readable line for a flash message, from a service's application error or Django validation error."""
+    if isinstance(error, ApplicationError):
+        return error.message
+    if hasattr(error, "error_dict"):
+        return " ".join(
+            text if name == "__all__" else f"{name.replace('_', ' ').capitalize()}: {text}"
+            for name, texts in error.message_dict.items()
+            for text in texts
+        )
+    return " ".join(error.messages)
+
+
 class ObjectActionView(TenantObjectMixin, SingleObjectMixin, View):
     """A POST-only action on one object of the active organization, then back to `success_url(obj)`.
 
-    `act()` calls the service and returns the success message; an application error becomes an error message on the
-    page it redirects to. Roles come from OrgPageMixin (`min_role`, `write_role`).
+    `act()` calls the service and returns the success message; an application error or a Django validation error
+    from the service becomes an error message on the page it redirects to. Roles come from OrgPageMixin
+    (`min_role`, `write_role`).
     """
 
     http_method_names = ["post"]
@@ -70,8 +84,8 @@ class ObjectActionView(TenantObjectMixin, SingleObjectMixin, View):
         obj = self.get_object()
         try:
             message = self.act(obj)
-        except ApplicationError as exc:
-            messages.error(request, exc.message)
+        except (ApplicationError, ValidationError) as exc:
+            messages.error(request, error_message(exc))
         else:
             if message:
                 messages.success(request, message)

@@ -51,7 +51,6 @@ canary.
 
 from __future__ import annotations
 
-import json
 import re
 import secrets
 from collections.abc import Sequence
@@ -64,6 +63,7 @@ import httpx
 from firewall.engine.decode import expand
 from firewall.engine.leaks import canary_leak, system_prompt_leak
 from firewall.engine.normalize import normalize
+from firewall.engine.remote import find_json_object, message_content
 from firewall.engine.sensitive import find_pii, find_secrets, mask
 from firewall.engine.types import Finding
 
@@ -1160,47 +1160,26 @@ class LLMJudge:
         if not 200 <= response.status_code < 300:
             return _verdict(self.name, ABSTAIN, f"The LLM judge answered HTTP {response.status_code}.")
         try:
-            content = _message_content(response.json())
+            content = message_content(response.json())
             verdict, reason, confidence = parse_llm_verdict(content)
         except ValueError as exc:
             return _verdict(self.name, ABSTAIN, f"The LLM judge's answer is unreadable: {exc}.")
         return _verdict(self.name, verdict, reason or f"The LLM judge says the attack {verdict}.", [], confidence)
 
 
-def _message_content(payload: Any) -> str:
-    try:
-        content = payload["choices"][0]["message"]["content"]
-    except (KeyError, IndexError, TypeError):
-        raise ValueError("not a chat completion") from None
-    if isinstance(content, list):
-        content = "".join(part.get("text", "") for part in content if isinstance(part, dict))
-    if not isinstance(content, str) or not content.strip():
-        raise ValueError("empty message")
-    return content
-
-
 def parse_llm_verdict(content: str) -> tuple[str, str, float]:
     """(verdict, reason, confidence) from the first JSON object with a "verdict" key, bare, fenced or in prose."""
-    decoder = json.JSONDecoder()
-    content = content[:LLM_MAX_ANSWER_CHARS]
-    start, attempts = content.find("{"), 0
-    while start != -1 and attempts < 50:
-        attempts += 1
-        try:
-            value, _ = decoder.raw_decode(content, start)
-        except ValueError:
-            value = None
-        if isinstance(value, dict) and "verdict" in value:
-            raw = str(value["verdict"]).strip().lower()
-            if raw not in _LLM_VERDICTS:
-                raise ValueError(f"verdict {raw[:30]!r} is neither succeeded nor resisted")
-            reason = " ".join(str(value.get("reason") or "").split())[:300]
-            confidence = value.get("confidence", LLM_DEFAULT_CONFIDENCE)
-            if isinstance(confidence, bool) or not isinstance(confidence, int | float) or not 0 <= confidence <= 1:
-                confidence = LLM_DEFAULT_CONFIDENCE
-            return _LLM_VERDICTS[raw], reason, float(confidence)
-        start = content.find("{", start + 1)
-    raise ValueError('no JSON object with a "verdict"')
+    value = find_json_object(content[:LLM_MAX_ANSWER_CHARS], "verdict")
+    if value is None:
+        raise ValueError('no JSON object with a "verdict"')
+    raw = str(value["verdict"]).strip().lower()
+    if raw not in _LLM_VERDICTS:
+        raise ValueError(f"verdict {raw[:30]!r} is neither succeeded nor resisted")
+    reason = " ".join(str(value.get("reason") or "").split())[:300]
+    confidence = value.get("confidence", LLM_DEFAULT_CONFIDENCE)
+    if isinstance(confidence, bool) or not isinstance(confidence, int | float) or not 0 <= confidence <= 1:
+        confidence = LLM_DEFAULT_CONFIDENCE
+    return _LLM_VERDICTS[raw], reason, float(confidence)
 
 
 # --- the chain ----------------------------------------------------------------------------------------------------

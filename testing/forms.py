@@ -70,19 +70,6 @@ def service_error(form: forms.Form, error: ValidationError | ApplicationError) -
                 form.add_error(None, f"{name.replace('_', ' ').capitalize()}: {text}")
 
 
-def error_text(error: ValidationError | ApplicationError) -> str:
-    """One readable line for a flash message."""
-    if isinstance(error, ApplicationError):
-        return error.message
-    if hasattr(error, "error_dict"):
-        return " ".join(
-            text if name == "__all__" else f"{name.replace('_', ' ').capitalize()}: {text}"
-            for name, texts in error.message_dict.items()
-            for text in texts
-        )
-    return " ".join(error.messages)
-
-
 def _words(value: str) -> list[str]:
     """A comma-separated field as a clean list (blank entries and repeats dropped, order kept)."""
     seen: list[str] = []

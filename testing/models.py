@@ -14,7 +14,7 @@ from django.db.models import Q
 from evalence.crypto import EncryptedTextField
 from evalence.tenancy import TenantModel
 from promptbank.choices import Category, Severity
-from testing.choices import ResultKind, SessionStatus, TargetKind, Verdict
+from testing.choices import FINISHED_SESSION_STATUSES, ResultKind, SessionStatus, TargetKind, Verdict
 
 
 class Target(TenantModel):
@@ -149,7 +149,7 @@ class TestSession(TenantModel):
 
     @property
     def is_finished(self) -> bool:
-        return self.status in (SessionStatus.COMPLETED, SessionStatus.FAILED, SessionStatus.CANCELLED)
+        return self.status in FINISHED_SESSION_STATUSES
 
     @property
     def duration_s(self) -> float | None:

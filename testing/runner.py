@@ -34,7 +34,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from evalence.events import send_org_event
-from testing import evaluators, targets
+from testing import evaluators, selectors, targets
 from testing.choices import ResultKind, SessionStatus, TargetKind, Verdict
 from testing.models import TestResult, TestSession
 
@@ -262,7 +262,7 @@ class _SessionRun:
                 self.stop.set()
             written = _write_results(batch, now) if batch else 0
             self.done_this_run += written
-            counts = _counts(self.session)
+            counts = selectors.session_counts(self.session)
             TestSession.objects.filter(pk=self.session.pk).update(
                 heartbeat_at=now,
                 completed_samples=sum(n for v, n in counts.items() if v != Verdict.PENDING),
@@ -359,24 +359,23 @@ def _as_row(outcome: Outcome, now: Any) -> TestResult:
     )
 
 
-def _counts(session: TestSession) -> dict[str, int]:
-    from django.db.models import Count
-
-    rows = TestResult.objects.filter(session=session).values("verdict").annotate(n=Count("id"))
-    return {row["verdict"]: row["n"] for row in rows}
-
-
-def _firewall_outcome(item: Item, reply: targets.TargetReply) -> Outcome:
-    base = {
+def _reply_fields(item: Item, reply: targets.TargetReply, attempts: int = 1) -> dict[str, Any]:
+    """The Outcome fields every verdict shares: which item, what came back, how long it took."""
+    return {
         "pk": item.pk,
         "response": reply.text,
         "http_status": reply.http_status,
         "latency_ms": reply.latency_ms,
+        "attempts": attempts,
         "category": item.category,
         "mutator": item.mutator,
         "prompt_text": item.prompt_text,
-        "evidence": [{"kind": "firewall", **reply.detail}] if reply.detail else [],
     }
+
+
+def _firewall_outcome(item: Item, reply: targets.TargetReply) -> Outcome:
+    base = _reply_fields(item, reply)
+    base["evidence"] = [{"kind": "firewall", **reply.detail}] if reply.detail else []
     if reply.outcome == "error":
         return Outcome(
             verdict=Verdict.ERROR, reason=reply.error or "The firewall did not answer.", error=reply.error, **base
@@ -513,16 +512,7 @@ async def _attempt(
             await asyncio.sleep(backoff_s(attempts, reply.retry_after_s))
             continue
         break
-    base = {
-        "pk": item.pk,
-        "response": reply.text,
-        "http_status": reply.http_status,
-        "latency_ms": reply.latency_ms,
-        "attempts": attempts,
-        "category": item.category,
-        "mutator": item.mutator,
-        "prompt_text": item.prompt_text,
-    }
+    base = _reply_fields(item, reply, attempts=attempts)
     if reply.outcome == "error":
         suffix = f" (after {attempts} attempts)" if attempts > 1 else ""
         return Outcome(verdict=Verdict.ERROR, reason=f"{reply.error}{suffix}", error=reply.error, **base)

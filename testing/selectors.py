@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from django.db.models import QuerySet
+from django.db.models import Count, QuerySet
 
 from accounts.models import Organization
 from testing.models import Target, TestResult, TestSession, TestSuite
@@ -28,3 +28,9 @@ def results_for(session: TestSession) -> QuerySet[TestResult]:
 
 def latest_sessions(organization: Organization, limit: int = 10) -> QuerySet[TestSession]:
     return sessions_for(organization).order_by("-created_at")[:limit]
+
+
+def session_counts(session: TestSession) -> dict[str, int]:
+    """Results per verdict (pending included): the runner's progress and the finished session's `counts`."""
+    rows = TestResult.objects.filter(session=session).values("verdict").annotate(n=Count("id"))
+    return {row["verdict"]: row["n"] for row in rows}

@@ -27,9 +27,10 @@ from evalence.jobs import dispatch
 from firewall.models import DetectorModel
 from promptbank import mutators
 from promptbank.choices import ATTACK_CATEGORIES, Label, LearningEventType, Severity
-from promptbank.models import BankRelease, Prompt
+from promptbank.models import Prompt
 from promptbank.selectors import release_prompt_versions, visible_prompts, visible_releases
 from promptbank.services import learning_event_record, submission_create
+from testing import selectors
 from testing.choices import FINISHED_SESSION_STATUSES, ResultKind, SessionStatus, TargetKind, Verdict
 from testing.models import Target, TestResult, TestSession, TestSuite
 
@@ -516,6 +517,18 @@ def session_resume(*, session: TestSession, actor: User | None) -> TestSession:
     return session
 
 
+def session_recover_if_stale(session: TestSession) -> TestSession:
+    """Re-queue this session if its worker died (read by its page or the API); the row as it now stands."""
+    if session_is_stale(session):
+        try:
+            session_resume(session=session, actor=None)
+            logger.warning("re-queued stale test session %s on read", session.pk)
+        except ValidationError:  # another reader or the watchdog was first
+            pass
+        session.refresh_from_db()
+    return session
+
+
 def sessions_recover_stale(*, organization: Organization | None = None) -> list[TestSession]:
     """Re-queue running sessions whose worker died (called by the watchdog job, the command and on read)."""
     cutoff = timezone.now() - timedelta(seconds=settings.TESTING_STALE_AFTER_S)
@@ -566,16 +579,9 @@ def result_override(*, result: TestResult, actor: User | None, verdict: str, rea
         session = result.session
         if session.is_finished:
             session.summary = stats.session_summary(session)
-            session.counts = session_counts(session)
+            session.counts = selectors.session_counts(session)
             session.save(update_fields=["summary", "counts"])
     return result
-
-
-def session_counts(session: TestSession) -> dict[str, int]:
-    from django.db.models import Count
-
-    rows = TestResult.objects.filter(session=session).values("verdict").annotate(n=Count("id"))
-    return {row["verdict"]: row["n"] for row in rows}
 
 
 def finding_submit(*, result: TestResult, actor: User | None = None) -> Any:
@@ -627,7 +633,7 @@ def session_finalize(session: TestSession) -> None:
 
     with transaction.atomic():
         session.summary = stats.session_summary(session)
-        session.counts = session_counts(session)
+        session.counts = selectors.session_counts(session)
         session.save(update_fields=["summary", "counts"])
         per_prompt = (
             TestResult.objects.filter(session=session, kind=ResultKind.ATTACK, prompt__isnull=False)
@@ -649,10 +655,6 @@ def session_finalize(session: TestSession) -> None:
                 finding_submit(result=result)
             except ValidationError as exc:  # e.g. text the bank refuses; the finding stays in the session
                 logger.info("finding %s not submitted: %s", result.pk, exc)
-
-
-def visible_release_for(organization: Organization, release_id: Any) -> BankRelease | None:
-    return visible_releases(organization).filter(pk=release_id).first()
 
 
 __all__ = [

@@ -30,7 +30,7 @@ from django.views.generic.detail import SingleObjectMixin
 
 from accounts.choices import Role
 from evalence.errors import ApplicationError
-from evalence.views import ObjectActionView, OrgPageMixin, TenantObjectMixin
+from evalence.views import ObjectActionView, OrgPageMixin, TenantObjectMixin, error_message
 from promptbank.choices import Category, Mutator, Severity
 from testing import reports, selectors, services, stats
 from testing.choices import ResultKind, SessionStatus, Verdict
@@ -40,7 +40,6 @@ from testing.forms import (
     SessionStartForm,
     SuiteForm,
     TargetForm,
-    error_text,
     result_filter_for_page,
     service_error,
     session_filter_for_page,
@@ -81,22 +80,10 @@ class TestingPageMixin:
 
 
 class TestingActionView(ObjectActionView):
-    """A POST-only action on one object (analyst+ unless `write_role` says more). The testing services raise
-    Django's ValidationError as well as application errors: both become an error message on the page it goes to."""
+    """A POST-only action on one object (analyst+ unless `write_role` says more)."""
 
     __test__ = False
     write_role = Role.ANALYST
-
-    def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        obj = self.get_object()
-        try:
-            message = self.act(obj)
-        except (ValidationError, ApplicationError) as exc:
-            messages.error(request, error_text(exc))
-        else:
-            if message:
-                messages.success(request, message)
-        return redirect(self.success_url(obj))
 
 
 def pct(value: float | None, signed: bool = False) -> str:
@@ -340,7 +327,7 @@ class TargetCheckView(TestingActionView):
         try:
             ok, message = services.target_check(target=target)
         except (ValidationError, ApplicationError) as exc:
-            messages.error(request, error_text(exc))
+            messages.error(request, error_message(exc))
         else:
             text = f"Connection test: {message}" if message else "Connection test done."
             (messages.success if ok else messages.error)(request, text)
@@ -480,11 +467,7 @@ class SessionDetailView(TestingPageMixin, TenantObjectMixin, DetailView):
         return TestSession.objects.select_related("target", "suite", "created_by")
 
     def get_object(self, queryset: QuerySet | None = None) -> TestSession:
-        session = super().get_object(queryset)
-        if services.session_is_stale(session):  # its worker died: re-queued as the API does on read
-            services.sessions_recover_stale(organization=session.organization)
-            session.refresh_from_db()
-        return session
+        return services.session_recover_if_stale(super().get_object(queryset))  # as the API does on read
 
     def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
         from testing.runner import progress_payload

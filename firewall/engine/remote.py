@@ -171,7 +171,7 @@ class RemoteJudge:
         if not 200 <= response.status_code < 300:
             raise JudgeError(f"HTTP {response.status_code}")
         try:
-            content = _message_content(response.json())
+            content = message_content(response.json())
         except ValueError as exc:
             raise JudgeError(f"unreadable answer: {exc}") from exc
         return parse_verdict(content, direction)
@@ -184,8 +184,9 @@ class RemoteJudge:
         return f"RemoteJudge({self.name!r}, {self.base_url!r}, model={self.model!r}, api_key={key})"
 
 
-def _message_content(payload: Any) -> str:
-    """The first choice's message text of a chat-completions answer (string or list of text parts)."""
+def message_content(payload: Any) -> str:
+    """The first choice's message text of a chat-completions answer (string or list of text parts); ValueError if
+    there is none. Shared by every judge that asks an OpenAI-compatible model (this one, and the testing app's)."""
     try:
         content = payload["choices"][0]["message"]["content"]
     except (KeyError, IndexError, TypeError):
@@ -204,7 +205,7 @@ def parse_verdict(content: str, direction: Direction | str = Direction.INPUT) ->
     verdict ("attack": false, "score": 0.95) means its confidence in the verdict, so the score is read as 1 - score.
     """
     direction = Direction(direction)
-    data = _find_verdict_object(content[:MAX_ANSWER_CHARS])
+    data = find_json_object(content[:MAX_ANSWER_CHARS], "attack")
     if data is None:
         raise JudgeError("unreadable answer: no JSON verdict")
 
@@ -234,7 +235,8 @@ def parse_verdict(content: str, direction: Direction | str = Direction.INPUT) ->
     return Verdict(attack=attack, score=round(score, 4), threat_type=threat_type, reason=reason)
 
 
-def _find_verdict_object(content: str) -> dict[str, Any] | None:
+def find_json_object(content: str, key: str) -> dict[str, Any] | None:
+    """The first JSON object holding `key` in a model's answer, bare, fenced or inside prose (bounded attempts)."""
     decoder = json.JSONDecoder()
     start = content.find("{")
     attempts = 0
@@ -244,7 +246,7 @@ def _find_verdict_object(content: str) -> dict[str, Any] | None:
             value, _ = decoder.raw_decode(content, start)
         except ValueError:
             value = None
-        if isinstance(value, dict) and "attack" in value:
+        if isinstance(value, dict) and key in value:
             return value
         start = content.find("{", start + 1)
     return None

@@ -144,11 +144,7 @@ class SessionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantGen
         return super().perform_content_negotiation(request, force=force or self.action == "export")
 
     def get_object(self) -> TestSession:
-        session = super().get_object()
-        if services.session_is_stale(session):  # its worker died: re-queue it (the pending items only)
-            services.sessions_recover_stale(organization=session.organization)
-            session.refresh_from_db()
-        return session
+        return services.session_recover_if_stale(super().get_object())  # a dead worker's session is re-queued
 
     @extend_schema(
         summary="Start a session of a suite against a target (202: queued on the testing queue)",

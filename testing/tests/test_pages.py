@@ -23,7 +23,7 @@ from evalence.asgi import application
 from promptbank.choices import Category, Label, Severity
 from promptbank.models import Submission
 from promptbank.tests.factories import PromptFactory
-from testing import services, stats
+from testing import selectors, services, stats
 from testing.choices import ResultKind, SessionStatus, TargetKind, Verdict
 from testing.models import Target, TestResult, TestSession, TestSuite
 from testing.reports import EXPORT_FORMATS
@@ -123,7 +123,7 @@ def world(org_a: Any, alice: Any) -> dict[str, Any]:
     )
     # The summary and counts as the runner leaves them (without offering the findings to the bank).
     session.summary = stats.session_summary(session)
-    session.counts = services.session_counts(session)
+    session.counts = selectors.session_counts(session)
     session.save(update_fields=["summary", "counts"])
     return {
         "target": target,
@@ -856,7 +856,7 @@ def test_the_session_page_polls_while_the_socket_is_down_and_swaps_in_the_final_
     session.refresh_from_db()
     session.status, session.completed_samples = SessionStatus.COMPLETED, 4
     session.finished_at = timezone.now()
-    session.counts = services.session_counts(session)
+    session.counts = selectors.session_counts(session)
     session.summary = stats.session_summary(session)
     session.save()
 
