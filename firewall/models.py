@@ -94,6 +94,12 @@ class Evaluation(TenantModel):
     severity = models.CharField(max_length=16, choices=Severity.choices, default="none")
     sanitized_text = models.TextField(null=True, blank=True)
     latency_ms = models.FloatField(default=0.0)
+    decided_by = models.CharField(
+        max_length=32,
+        blank=True,
+        default="",
+        help_text="The detector behind the decision (or emergency_stop, fail_closed, rate_limit); blank when clean.",
+    )
     detectors = models.JSONField(default=list, blank=True)
     context = models.JSONField(default=dict, blank=True, help_text="Metadata, session turns scanned, leak inputs.")
     session_id = models.CharField(max_length=200, blank=True, default="")

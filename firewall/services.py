@@ -20,7 +20,7 @@ from firewall import metrics, runtime, state
 from firewall.choices import DETECTORS, Action, Decision, EvaluationSource, FailMode, Feedback
 from firewall.engine.normalize import normalize
 from firewall.engine.pipeline import ATTACK_TYPES, EngineInput, EngineResult, text_hash
-from firewall.engine.policy import PolicyConfig, Verdict, decide, throttled_verdict
+from firewall.engine.policy import PolicyConfig, Verdict, decide, decided_by, throttled_verdict
 from firewall.engine.signatures import SignatureRule, SignatureSet
 from firewall.engine.types import Severity, ThreatType
 from firewall.models import Evaluation, TenantPolicy, ThreatPattern, ThreatPatternSighting
@@ -307,6 +307,7 @@ def _store(
         severity=verdict.severity,
         sanitized_text=verdict.sanitized_text,
         latency_ms=outcome.latency_ms,
+        decided_by=decided_by(verdict, outcome.detectors),
         detectors=outcome.detectors,
         context=context,
         session_id=request.session_id[:200],

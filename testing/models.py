@@ -203,6 +203,7 @@ class TestResult(TenantModel):
         indexes = [
             models.Index(fields=["session", "verdict"], name="testing_result_sess_verdict"),
             models.Index(fields=["session", "sequence"], name="testing_result_sess_seq"),
+            models.Index(fields=["organization", "kind", "-completed_at"], name="testing_result_org_done"),
             models.Index(
                 fields=["organization", "-completed_at"],
                 name="testing_result_succeeded",

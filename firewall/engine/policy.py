@@ -18,6 +18,7 @@ Why these rules:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from firewall.engine.sensitive import find_pii, find_secrets, redact
 from firewall.engine.types import SEVERITY_RANK, Finding, Severity, ThreatType
@@ -154,6 +155,21 @@ def decide(
     return Verdict(
         ALLOWED, ALLOWED, round(1.0 - top_score, 4), ThreatType.NONE.value, Severity.NONE.value, reason="clean"
     )
+
+
+def decided_by(verdict: Verdict, detectors: list[dict[str, Any]]) -> str:
+    """Which detector the decision rests on, for the dashboard's detector contribution: the strongest finding of the
+    decided threat type (`detectors` is the report, strongest first), or the policy step that decided on its own
+    (emergency stop, fail closed, rate limit). Blank when nothing was found."""
+    reason = verdict.reason.removeprefix("monitor:")
+    if reason in ("emergency_stop", "fail_closed", "rate_limit"):
+        return reason
+    if verdict.threat_type == ThreatType.NONE:
+        return ""
+    for detector in detectors:
+        if detector.get("threat_type") == verdict.threat_type:
+            return str(detector.get("name", ""))[:32]
+    return ""
 
 
 def _monitor(verdict: Verdict, policy: PolicyConfig) -> Verdict:
