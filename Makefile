@@ -97,6 +97,8 @@ worker: install ## RQ worker on the default, testing and pipeline queues (needs 
 	@$(PY) manage.py shell --no-imports -c "from django.conf import settings; raise SystemExit(0 if settings.REDIS_URL else \
 	  'make worker: REDIS_URL is not set. Without Redis, jobs run inside the web process and no worker is needed.')"
 	$(PY) manage.py promptbank_import --schedule
+	$(PY) manage.py analytics_report --schedule
+	$(PY) manage.py analytics_rollup --schedule
 	exec $(PY) manage.py rqworker default testing pipeline --with-scheduler
 
 .PHONY: bench

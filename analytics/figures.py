@@ -389,6 +389,8 @@ def overview_charts(
     organization: Organization, period: Period, *, evaluation_count: int, evaluate_url: str
 ) -> list[Chart]:
     """Every chart of the overview, in page order, with its list link and its empty state."""
+    from analytics import testing_charts  # it builds on this module's helpers
+
     all_evaluations = evaluations_url(period.since, period.until)
     no_traffic = {
         "empty": "No evaluations in this range — send one with curl:",
@@ -438,6 +440,16 @@ def overview_charts(
             list_label="All sessions",
             figure=attack_success_by_category(sessions, selectors.attack_success_by_category(sessions)),
             empty="No completed test session yet — run a suite against a target to see how it holds up.",
+            empty_link=("Start a test session", reverse("testing:index")),
+        ),
+        Chart(
+            key="attack-success-trend",
+            title="Attack success rate over sessions",
+            subtitle="Each target's completed sessions started in this range, in %",
+            list_url=reverse("analytics:testing"),
+            list_label="Testing analytics",
+            figure=testing_charts.asr_trend_figure(organization, period),
+            empty="No completed test session in this range — run a suite to see the trend.",
             empty_link=("Start a test session", reverse("testing:index")),
         ),
         Chart(

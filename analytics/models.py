@@ -35,7 +35,11 @@ class EvaluationRollup(TenantModel):
     latency_sum_ms = models.FloatField(default=0.0)
 
     class Meta:
-        indexes = [models.Index(fields=["organization", "granularity", "bucket"], name="an_evalroll_org_bucket")]
+        indexes = [
+            models.Index(fields=["organization", "granularity", "bucket"], name="an_evalroll_org_bucket"),
+            # the builder replaces a range of buckets of every organization at once
+            models.Index(fields=["granularity", "bucket"], name="an_evalroll_bucket"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.granularity} {self.bucket:%Y-%m-%d %H:%M} {self.decision}: {self.count}"
@@ -51,7 +55,11 @@ class LatencyRollup(TenantModel):
     count = models.PositiveIntegerField()
 
     class Meta:
-        indexes = [models.Index(fields=["organization", "granularity", "bucket"], name="an_latroll_org_bucket")]
+        indexes = [
+            models.Index(fields=["organization", "granularity", "bucket"], name="an_latroll_org_bucket"),
+            # the builder replaces a range of buckets of every organization at once
+            models.Index(fields=["granularity", "bucket"], name="an_latroll_bucket"),
+        ]
 
 
 class PatternRollup(TenantModel):
@@ -65,7 +73,11 @@ class PatternRollup(TenantModel):
     count = models.PositiveIntegerField()
 
     class Meta:
-        indexes = [models.Index(fields=["organization", "granularity", "bucket"], name="an_patroll_org_bucket")]
+        indexes = [
+            models.Index(fields=["organization", "granularity", "bucket"], name="an_patroll_org_bucket"),
+            # the builder replaces a range of buckets of every organization at once
+            models.Index(fields=["granularity", "bucket"], name="an_patroll_bucket"),
+        ]
 
 
 class RollupCursor(models.Model):

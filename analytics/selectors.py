@@ -2,7 +2,8 @@
 
 Every function takes the organization and scopes to it, and aggregates in the database (grouped `Count`s over the
 indexed `organization, created_at` columns, percentiles in SQL): a page costs a fixed number of queries whatever
-the number of rows. Later rollups for long ranges will sit behind these same functions.
+the number of rows. Firewall traffic is read through `analytics.rollups`, which adds hourly and daily rollups to
+the raw rows of the period's ragged edges, so long ranges stay fast and every count stays exact.
 """
 
 from __future__ import annotations
@@ -15,11 +16,12 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from django.db import connections
-from django.db.models import Aggregate, Count, F, FloatField, Max, OuterRef, Q, QuerySet, Subquery, Value
+from django.db.models import Aggregate, Count, F, FloatField, OuterRef, Q, QuerySet, Subquery, Value
 from django.db.models import Window as SqlWindow
 from django.db.models.expressions import Combinable
 from django.db.models.functions import Floor, RowNumber, Substr, TruncDay, TruncHour, TruncMinute
 
+from analytics import rollups
 from firewall.choices import Decision, Feedback
 from firewall.models import Evaluation, ThreatPattern
 from promptbank.selectors import visible_prompts
@@ -207,14 +209,19 @@ def attack_success(session: TestSession) -> dict[str, Any]:
 def overview_kpis(organization: Organization, period: Period) -> dict[str, Any]:
     """The overview's key figures. Firewall and session figures cover the period; the attack success rate is the
     latest completed session's (whenever it ran) and the bank size is the bank as it is now."""
-    evaluations = evaluations_in(organization, period)
-    counts = evaluations.aggregate(
-        evaluations=Count("pk"),
-        blocked=Count("pk", filter=Q(decision=Decision.BLOCKED)),
-        acted=Count("pk", filter=Q(decision__in=ACTED)),
-        false_positives=Count("pk", filter=Q(decision__in=ACTED, feedback=Feedback.FALSE_POSITIVE)),
-    )
-    latency = percentiles(evaluations, "latency_ms").get(None, {})
+    by_decision = {
+        row["decision"]: row["count"] for row in rollups.evaluation_counts(organization, period, group_by=["decision"])
+    }
+    counts = {
+        "evaluations": sum(by_decision.values()),
+        "blocked": by_decision.get(Decision.BLOCKED, 0),
+        "acted": sum(by_decision.get(decision, 0) for decision in ACTED),
+        # Feedback arrives after the fact, so it is never rolled up: a raw count over a small partial index.
+        "false_positives": evaluations_in(organization, period)
+        .filter(decision__in=ACTED, feedback=Feedback.FALSE_POSITIVE)
+        .count(),
+    }
+    latency = rollups.latency_percentiles(organization, period, LATENCY_FRACTIONS).get(None, {})
     session = latest_completed_session(organization)
     return {
         **counts,
@@ -234,29 +241,23 @@ def overview_kpis(organization: Organization, period: Period) -> dict[str, Any]:
 
 def evaluations_by_decision(organization: Organization, period: Period) -> list[dict[str, Any]]:
     """`[{"bucket", "decision", "count"}]` in time order: one row per bucket and decision that has evaluations."""
-    return list(
-        evaluations_in(organization, period)
-        .annotate(bucket=period.truncate())
-        .values("bucket", "decision")
-        .annotate(count=Count("pk"))
-        .order_by("bucket", "decision")
-    )
+    rows = rollups.evaluation_counts(organization, period, group_by=["decision"], by_bucket=True)
+    return [{"bucket": row["bucket"], "decision": row["decision"], "count": row["count"]} for row in rows]
 
 
 def threats_by_type_and_severity(organization: Organization, period: Period) -> list[dict[str, Any]]:
     """`[{"threat_type", "severity", "count"}]` of evaluations that found a threat (threat type other than none)."""
-    return list(
-        evaluations_in(organization, period)
-        .exclude(threat_type="none")
-        .values("threat_type", "severity")
-        .annotate(count=Count("pk"))
-        .order_by("threat_type", "severity")
-    )
+    rows = rollups.evaluation_counts(organization, period, group_by=["threat_type", "severity"])
+    return [
+        {"threat_type": row["threat_type"], "severity": row["severity"], "count": row["count"]}
+        for row in rows
+        if row["threat_type"] != "none"
+    ]
 
 
 def latency_by_bucket(organization: Organization, period: Period) -> list[dict[str, Any]]:
     """`[{"bucket", "p50", "p95"}]` in time order, for buckets with evaluations (milliseconds)."""
-    found = percentiles(evaluations_in(organization, period), "latency_ms", group_by=period.truncate())
+    found = rollups.latency_percentiles(organization, period, LATENCY_FRACTIONS, by_bucket=True)
     return [{"bucket": bucket, "p50": values[0.5], "p95": values[0.95]} for bucket, values in sorted(found.items())]
 
 
@@ -299,14 +300,7 @@ def attack_success_by_category(sessions: list[TestSession]) -> dict[Any, dict[st
 def top_threat_patterns(organization: Organization, period: Period, limit: int = TOP_PATTERNS) -> list[dict[str, Any]]:
     """The attacks blocked most often in the period, known by their text hash (the threat pattern's key): the
     organization's own count, and how many organizations have seen the same pattern. Never any text."""
-    rows = list(
-        evaluations_in(organization, period)
-        .filter(decision=Decision.BLOCKED)
-        .exclude(text_hash="")
-        .values("text_hash")
-        .annotate(count=Count("pk"), threat_type=Max("threat_type"))
-        .order_by("-count", "text_hash")[:limit]
-    )
+    rows = rollups.blocked_patterns(organization, period, limit)
     shared = dict(
         ThreatPattern.objects.filter(pattern_hash__in=[row["text_hash"] for row in rows]).values_list(
             "pattern_hash", "organizations_affected"

@@ -15,6 +15,8 @@ case "${1:-web}" in
     # Start (or join) the schedule that polls the prompt bank's drop folder and feeds; idempotent across workers.
     python manage.py promptbank_import --schedule || echo "worker: could not schedule the prompt-bank poll" >&2
     python manage.py testing_recover --schedule || echo "worker: could not schedule the testing watchdog" >&2
+    python manage.py analytics_report --schedule || echo "worker: could not schedule the report e-mails" >&2
+    python manage.py analytics_rollup --schedule || echo "worker: could not schedule the analytics rollups" >&2
     exec python manage.py rqworker default testing pipeline --with-scheduler
     ;;
   migrate)

@@ -310,7 +310,7 @@ SPECTACULAR_SETTINGS = {
     },
 }
 
-# --- Email (invitations). Console by default; set EMAIL_URL for SMTP. ---
+# --- Email (invitations, scheduled reports). Console by default; set EMAIL_URL for SMTP. ---
 EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://")
 vars().update(EMAIL_CONFIG)
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Evalence <no-reply@evalence.local>")
@@ -382,6 +382,16 @@ FIREWALL_BATCH_MAX = env.int("FIREWALL_BATCH_MAX", default=100)
 FIREWALL_WEBHOOK_ATTEMPTS = env.int("FIREWALL_WEBHOOK_ATTEMPTS", default=5)
 FIREWALL_WEBHOOK_BACKOFF_S = env.float("FIREWALL_WEBHOOK_BACKOFF_S", default=2.0)
 FIREWALL_WEBHOOK_TIMEOUT_S = env.float("FIREWALL_WEBHOOK_TIMEOUT_S", default=5.0)
+# Webhook URLs whose host is (or resolves to) a loopback, private, link-local or otherwise non-public address are
+# refused (SSRF); true allows them, for a receiver on your own network (and the tests' loopback receiver).
+FIREWALL_WEBHOOK_ALLOW_PRIVATE = env.bool("FIREWALL_WEBHOOK_ALLOW_PRIVATE", default=False)
+
+# --- Analytics rollups (analytics/rollups.py) ---
+# The rollup job runs every ANALYTICS_ROLLUP_INTERVAL_S and rolls up hours that ended at least ANALYTICS_ROLLUP_GRACE_S
+# ago (evaluations still being written then are caught); it writes ANALYTICS_ROLLUP_CHUNK_HOURS hours per transaction.
+ANALYTICS_ROLLUP_INTERVAL_S = env.int("ANALYTICS_ROLLUP_INTERVAL_S", default=300)
+ANALYTICS_ROLLUP_GRACE_S = env.int("ANALYTICS_ROLLUP_GRACE_S", default=60)
+ANALYTICS_ROLLUP_CHUNK_HOURS = env.int("ANALYTICS_ROLLUP_CHUNK_HOURS", default=24)
 
 # --- Testing (red-team sessions) ---
 # A running session's worker writes a heartbeat at least every TESTING_HEARTBEAT_S; one silent for
@@ -399,3 +409,7 @@ TESTING_BACKOFF_MAX_S = env.float("TESTING_BACKOFF_MAX_S", default=30.0)
 TESTING_SUBMIT_FINDINGS = env.bool("TESTING_SUBMIT_FINDINGS", default=True)
 # Where the demo assistant answers; blank: a loopback server started inside the process that runs the session.
 DEMO_ASSISTANT_URL = env.str("DEMO_ASSISTANT_URL", default="")
+
+# --- Analytics reports ---
+# How often (seconds) the scheduler job looks for organization reports that are due and e-mails them.
+ANALYTICS_REPORT_INTERVAL_S = env.int("ANALYTICS_REPORT_INTERVAL_S", default=3600)

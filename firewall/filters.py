@@ -30,6 +30,7 @@ class EvaluationFilter(django_filters.FilterSet):
     application = django_filters.CharFilter(field_name="application")
     text_hash = django_filters.CharFilter(field_name="text_hash", label="Text hash (a threat pattern's hash)")
     api_key = django_filters.UUIDFilter(field_name="api_key_id")
+    decided_by = django_filters.CharFilter(field_name="decided_by", label="Deciding detector")
     feedback = django_filters.ChoiceFilter(choices=FEEDBACK_CHOICES, method="filter_feedback")
     since = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
     until = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
@@ -47,6 +48,7 @@ class EvaluationFilter(django_filters.FilterSet):
             "application",
             "text_hash",
             "api_key",
+            "decided_by",
             "feedback",
             "since",
             "until",

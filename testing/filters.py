@@ -8,6 +8,8 @@ from promptbank.choices import Category, Severity
 from testing.choices import ResultKind, SessionStatus, Verdict
 from testing.models import TestResult, TestSession
 
+ORIGINAL_MUTATOR = "original"
+
 
 class SessionFilter(django_filters.FilterSet):
     status = django_filters.MultipleChoiceFilter(choices=SessionStatus.choices)
@@ -28,13 +30,17 @@ class ResultFilter(django_filters.FilterSet):
     category = django_filters.MultipleChoiceFilter(choices=Category.choices)
     severity = django_filters.MultipleChoiceFilter(choices=Severity.choices)
     kind = django_filters.ChoiceFilter(choices=ResultKind.choices)
-    mutator = django_filters.CharFilter(field_name="mutator")
+    # `?mutator=original` selects the unmutated prompts (stored with a blank mutator, which a filter cannot name).
+    mutator = django_filters.CharFilter(method="filter_mutator")
     overridden = django_filters.BooleanFilter(field_name="overridden_at", lookup_expr="isnull", exclude=True)
     q = django_filters.CharFilter(method="filter_text", label="Text in the prompt sent or the response")
 
     class Meta:
         model = TestResult
         fields = ["verdict", "category", "severity", "kind", "mutator", "overridden", "q"]
+
+    def filter_mutator(self, queryset, name, value):
+        return queryset.filter(mutator="" if value == ORIGINAL_MUTATOR else value)
 
     def filter_text(self, queryset, name, value):
         from django.db.models import Q

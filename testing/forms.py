@@ -20,7 +20,7 @@ from promptbank.mutators import MUTATORS
 from promptbank.selectors import visible_releases
 from testing import selectors
 from testing.choices import ResultKind, TargetKind, Verdict
-from testing.filters import ResultFilter, SessionFilter
+from testing.filters import ORIGINAL_MUTATOR, ResultFilter, SessionFilter
 from testing.models import Target, TestSession, TestSuite
 
 METHODS = [("POST", "POST"), ("PUT", "PUT"), ("PATCH", "PATCH"), ("GET", "GET")]
@@ -459,7 +459,11 @@ def result_filter_for_page(data: QueryDict | None, queryset: QuerySet, mutators:
     fields["kind"].choices = ResultKind.choices
     labels = dict(Mutator.choices)
     fields["mutator"].widget = forms.Select(
-        choices=[("", "Any mutator"), *((m, labels.get(m, m)) for m in mutators if m)]
+        choices=[
+            ("", "Any mutator"),
+            (ORIGINAL_MUTATOR, "Original (no mutator)"),
+            *((m, labels.get(m, m)) for m in mutators if m),
+        ]
     )
     fields["q"].label = "Text"
     fields["q"].widget.attrs["placeholder"] = "In the prompt sent or the response"

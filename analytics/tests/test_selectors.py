@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from analytics import selectors
+from analytics import rollups, selectors
 from analytics.selectors import Period, percentiles
 from analytics.tests.helpers import NOW, evaluation_at, session_at
 from firewall.models import Evaluation
@@ -17,6 +17,7 @@ from testing.choices import ResultKind, SessionStatus, Verdict
 from testing.tests import factories as testing_factories
 
 DAY = Period.ending(NOW, timedelta(hours=24), preset="24h")
+TOLERANCE = rollups.BIN_RATIO**0.5  # half a latency bin
 
 
 def results(session: Any, *verdicts: str, **fields: Any) -> None:
@@ -276,3 +277,33 @@ def test_effective_prompts_rank_by_successes_in_the_period(org_a: Any, org_b: An
         (own.pk, 3, 4, 0.75),
     ]
     assert [row["text"] for row in rows] == ["Global prompt that works", "Own prompt that works"]
+
+
+def test_the_overview_reads_the_same_figures_once_rolled_up(org_a: Any, traffic: None) -> None:
+    evaluation_at(org_a, NOW - timedelta(minutes=20), decision="sanitized", latency_ms=3.0)  # after the cursor
+    evaluation_at(org_a, NOW - timedelta(hours=23, minutes=50), latency_ms=60.0)  # the period's partial first hour
+    reads = {
+        "kpis": lambda: {
+            key: value
+            for key, value in selectors.overview_kpis(org_a, DAY).items()
+            if key not in ("latency_p50", "latency_p95")
+        },
+        "decisions": lambda: selectors.evaluations_by_decision(org_a, DAY),
+        "threats": lambda: selectors.threats_by_type_and_severity(org_a, DAY),
+        "patterns": lambda: selectors.top_threat_patterns(org_a, DAY),
+    }
+    raw = {name: read() for name, read in reads.items()}
+    exact = selectors.overview_kpis(org_a, DAY)
+
+    rollups.rebuild(now=NOW)
+
+    assert rollups.cursors()["hour"] == NOW - timedelta(hours=1)
+    assert {name: read() for name, read in reads.items()} == raw
+    rolled = selectors.overview_kpis(org_a, DAY)
+    for key in ("latency_p50", "latency_p95"):  # from the histogram now: within half a bin
+        assert exact[key] / TOLERANCE <= rolled[key] <= exact[key] * TOLERANCE
+    assert [row["bucket"] for row in selectors.latency_by_bucket(org_a, DAY)] == [
+        NOW - timedelta(hours=24),
+        NOW - timedelta(hours=2),
+        NOW - timedelta(minutes=60),
+    ]
