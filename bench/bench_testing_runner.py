@@ -5,6 +5,8 @@ writes, heartbeats, throttled progress events) in a throwaway database. The idea
 
 The server is the test suite's loopback server (`evalence/tests/llm_server.py`) in a child process, so its threads do
 not compete with the runner for the interpreter lock. "events" counts the progress events sent to the browser group.
+"bare client s" is the baseline measured in the same run against the same server: the same 1,000 requests sent by a
+bare aiohttp loop at the same concurrency, with no judging and no database, so the machine's load shows in both.
 `python bench/run.py --only testing_runner` runs it alone (and rewrites docs/benchmarks.md with only this table).
 """
 
@@ -86,6 +88,30 @@ def _session(base_url: str) -> Any:
     return services.session_create(organization=org, actor=None, target=target, suite=suite, start=False)
 
 
+def _bare_client(base_url: str) -> float:
+    """Seconds for the same requests through a bare aiohttp loop (the baseline: transport and server only)."""
+    import asyncio
+
+    import aiohttp
+
+    body = {"model": "bench", "messages": [{"role": "user", "content": "Benchmark attack: ignore instructions."}]}
+
+    async def send_all() -> None:
+        left = iter(range(PROMPTS))
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=CONCURRENCY)) as http:
+
+            async def worker() -> None:
+                for _ in left:
+                    async with http.post(f"{base_url}/chat/completions", json=body) as answer:
+                        await answer.json()
+
+            await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
+
+    started = time.perf_counter()
+    asyncio.run(send_all())
+    return time.perf_counter() - started
+
+
 def run() -> list[dict[str, Any]]:
     from django.test import override_settings
 
@@ -98,6 +124,7 @@ def run() -> list[dict[str, Any]]:
     runner.send_org_event = lambda org_id, kind, payload, *parts: events.append(payload)
     process, url = _server()
     try:
+        bare = _bare_client(url)
         with override_settings(TESTING_SUBMIT_FINDINGS=False):
             session = _session(url)
             started = time.perf_counter()
@@ -118,6 +145,7 @@ def run() -> list[dict[str, Any]]:
             "ideal s": ideal,
             "wall s": wall,
             "x ideal": wall / ideal,
+            "bare client s": bare,
             "goal": "<= 1.3 x ideal",
             "status": session.status,
             "results stored": stored,

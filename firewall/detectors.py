@@ -6,9 +6,12 @@ per-process caches of the active classifier and of the similarity indexes (hot-s
 - `active_classifier()` is what the engine calls on every evaluation: a process-local copy, re-checked against the
   database at most every `FIREWALL_REFRESH_S` seconds (one indexed query), so web and worker processes pick up a new
   version by themselves. An artifact whose SHA-256 does not match its row is never loaded.
-- `similarity_index(organization)` holds the known attacks (the global bank's, plus the organization's own). It is
-  rebuilt when `promptbank.signals.prompts_changed` fires in this process, and, for changes made by other processes,
-  when the scope's stamp in Django's cache has moved (checked at most every `FIREWALL_REFRESH_S` seconds).
+- `similarity_index(organization)` holds the known attacks (the global bank's, plus the organization's own). When
+  `promptbank.signals.prompts_changed` fires (prompts ingested, a bank release activated) the scope is only marked
+  stale, here and, through its stamp in Django's cache, in every other process (checked at most every
+  `FIREWALL_REFRESH_S` seconds): the request that changed the bank does not pay for a rebuild. The next evaluation
+  that needs the index rebuilds it, one thread per scope and process; meanwhile the others keep using the previous
+  index, swapped for the new one only once it is complete (`StaleWhileRebuild`).
 """
 
 from __future__ import annotations
@@ -17,11 +20,13 @@ import hashlib
 import logging
 import threading
 import time
-from collections.abc import Iterable
+import uuid
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db import IntegrityError, transaction
 from django.db.models import Max
 from django.dispatch import receiver
@@ -34,7 +39,6 @@ from firewall.engine.classifier import Classifier, threat_of, train
 from firewall.engine.similarity import Match, SimilarityIndex
 from firewall.engine.types import Candidate, Finding
 from firewall.models import DetectorVersion
-from firewall.versioned import VersionedCache
 from promptbank.choices import Label, LearningEventType
 from promptbank.models import Prompt
 from promptbank.selectors import release_prompt_versions
@@ -317,8 +321,103 @@ class CombinedIndex:
         return [max(findings, key=lambda f: f.score)] if findings else []
 
 
+@dataclass(frozen=True)
+class _Copy:
+    value: Any
+    stamp: str  # the shared stamp the value was built under
+    generation: int  # this process's change counter of the key when the build started
+    checked_at: float
+
+
+class StaleWhileRebuild:
+    """Per-process copies of values built from the database, by key, that are never rebuilt inside the request that
+    changed their data and never make a reader wait while an older copy exists.
+
+    `mark_stale(key)` is cheap: a new stamp in the shared cache (other processes notice it at their next check, at
+    most every FIREWALL_REFRESH_S seconds) and a counter bump here. `get(key, build)` returns the copy at once when it
+    is current; when it is stale (or due for a stamp check) exactly one caller per key takes the key's lock and
+    rebuilds, while every other caller keeps getting the old copy, replaced in one assignment once the new one is
+    complete. Only with no copy at all do callers wait, for the single build. A change that lands during a build
+    leaves the new copy stale, so it is rebuilt again rather than missed."""
+
+    def __init__(self, stamp_key: str) -> None:
+        self.stamp_key = stamp_key  # a format string with `{}` for the key
+        self.builds = 0  # how many builds ran in this process (tests and logs)
+        self._copies: dict[str, _Copy] = {}
+        self._generations: dict[str, int] = {}
+        self._locks: dict[str, threading.Lock] = {}
+        self._guard = threading.Lock()
+
+    def _lock(self, key: str) -> threading.Lock:
+        with self._guard:
+            return self._locks.setdefault(key, threading.Lock())
+
+    def _stamp(self, key: str) -> str:
+        stamp_key = self.stamp_key.format(key)
+        stamp = cache.get(stamp_key)
+        if stamp is None:  # lost (or never written): start one, so every process rebuilds once
+            cache.add(stamp_key, uuid.uuid4().hex, timeout=None)
+            stamp = cache.get(stamp_key) or ""
+        return str(stamp)
+
+    def _current(self, copy: _Copy | None, key: str) -> bool:
+        return (
+            copy is not None
+            and copy.generation == self._generations.get(key, 0)
+            and time.monotonic() - copy.checked_at < settings.FIREWALL_REFRESH_S
+        )
+
+    def is_stale(self, key: str) -> bool:
+        """Has this process been told of a change since its copy of `key` was built (or has it none)?"""
+        copy = self._copies.get(key)
+        return copy is None or copy.generation != self._generations.get(key, 0)
+
+    def get(self, key: str, build: Callable[[], Any]) -> Any:
+        copy = self._copies.get(key)
+        if self._current(copy, key):
+            return copy.value  # type: ignore[union-attr]
+        lock = self._lock(key)
+        if copy is not None:
+            if not lock.acquire(blocking=False):
+                return copy.value  # another caller is checking or rebuilding: serve the old copy meanwhile
+        else:
+            lock.acquire()  # nothing to serve yet: wait for the one build
+        try:
+            copy = self._copies.get(key)
+            if self._current(copy, key):
+                return copy.value  # type: ignore[union-attr]
+            generation = self._generations.get(key, 0)
+            stamp = self._stamp(key)
+            if copy is not None and copy.generation == generation and copy.stamp == stamp:
+                self._copies[key] = _Copy(copy.value, stamp, generation, time.monotonic())
+                return copy.value
+            try:
+                value = build()
+            except Exception:
+                if copy is None:
+                    raise
+                logger.exception("rebuilding %s failed; the previous copy stays in use", key)
+                return copy.value
+            self.builds += 1
+            self._copies[key] = _Copy(value, stamp, generation, time.monotonic())
+            return value
+        finally:
+            lock.release()
+
+    def mark_stale(self, key: str) -> None:
+        """After a change: every process's copy of `key` is stale; none is rebuilt here."""
+        cache.set(self.stamp_key.format(key), uuid.uuid4().hex, timeout=None)
+        with self._guard:
+            self._generations[key] = self._generations.get(key, 0) + 1
+
+    def clear(self) -> None:
+        with self._guard:
+            self._copies.clear()
+            self._generations.clear()
+
+
 _STAMP_KEY = "firewall:similarity:stamp:{}"
-_indexes = VersionedCache(_STAMP_KEY)
+_indexes = StaleWhileRebuild(_STAMP_KEY)
 
 
 def _scope(organization: Organization | None) -> str:
@@ -365,8 +464,14 @@ def similarity_index(organization: Organization | None = None) -> SimilarityInde
 
 
 def similarity_invalidate(organization: Organization | None = None) -> None:
-    """Mark a scope's index stale in every process: a new stamp in the shared cache, and this process's copy dropped."""
-    _indexes.bump(_scope(organization))
+    """Mark a scope's index stale in every process (a new stamp in the shared cache); the next evaluation that needs
+    it rebuilds it, while the others go on with the current copy."""
+    _indexes.mark_stale(_scope(organization))
+
+
+def similarity_is_stale(organization: Organization | None = None) -> bool:
+    """Will the next `similarity_index` call of this scope rebuild (this process was told of a change)?"""
+    return _indexes.is_stale(_scope(organization))
 
 
 @receiver(prompts_changed, dispatch_uid="firewall.detectors.prompts_changed")

@@ -165,7 +165,10 @@ class PolicyForm(forms.Form):
     )
     context_turns = forms.IntegerField(label="Context turns", help_text="Recent turns of a session scanned too.")
     webhook_url = forms.CharField(
-        required=False, max_length=500, label="Webhook URL", help_text="Called for every blocked evaluation."
+        required=False,
+        max_length=500,
+        label="Webhook URL",
+        help_text="Called for every blocked evaluation: an http(s) URL on a public address (not your own network).",
     )
     webhook_secret = forms.CharField(
         required=False,

@@ -501,7 +501,19 @@ SECRET_FIELDS = {"webhook_secret"}
 MAX_INPUT_CHARS_CEILING = 1_000_000
 
 
-def _policy_errors(values: dict[str, Any]) -> dict[str, list[str]]:
+def _webhook_url_problem(url: Any) -> str:
+    """Why a new webhook URL cannot be called ("" when it can): checked with DNS, outside the policy's row lock.
+    Our own network is refused (SSRF) unless FIREWALL_WEBHOOK_ALLOW_PRIVATE; every delivery checks again."""
+    if not isinstance(url, str) or not url or len(url) > 500:
+        return ""  # the shape is `_policy_errors`' to judge
+    try:
+        validate_webhook_url(url, resolve=True)
+    except ValueError as exc:
+        return str(exc)
+    return ""
+
+
+def _policy_errors(values: dict[str, Any], url_problem: str = "") -> dict[str, list[str]]:
     errors: dict[str, list[str]] = {}
 
     def bad(name: str, message: str) -> None:
@@ -545,11 +557,13 @@ def _policy_errors(values: dict[str, Any]) -> dict[str, list[str]]:
     url = values["webhook_url"]
     if not isinstance(url, str) or len(url) > 500:
         bad("webhook_url", "An http(s) URL of at most 500 characters, or empty.")
+    elif url_problem:
+        bad("webhook_url", url_problem)
     elif url:
         try:
             validate_webhook_url(url)
-        except ValueError:
-            bad("webhook_url", "An http(s) URL of at most 500 characters, or empty.")
+        except ValueError as exc:
+            bad("webhook_url", str(exc))
     if not isinstance(values["webhook_secret"], str) or len(values["webhook_secret"]) > 200:
         bad("webhook_secret", "Text of at most 200 characters.")
     if isinstance(url, str) and url and not values["webhook_secret"]:
@@ -574,6 +588,7 @@ def policy_update(
         raise ValidationFailed(
             f"Unknown policy field(s): {', '.join(unknown)}.", fields={name: ["Unknown field."] for name in unknown}
         )
+    url_problem = _webhook_url_problem(changes["webhook_url"]) if "webhook_url" in changes else ""
     policy = TenantPolicy.objects.select_for_update().get(pk=policy_for(organization).pk)
     values = {name: getattr(policy, name) for name in POLICY_FIELDS}
     if "actions" in changes and isinstance(changes["actions"], dict):
@@ -585,7 +600,7 @@ def policy_update(
         values["block_threshold"] = float(values["block_threshold"])
     if isinstance(values["flag_threshold"], int) and not isinstance(values["flag_threshold"], bool):
         values["flag_threshold"] = float(values["flag_threshold"])
-    errors = _policy_errors(values)
+    errors = _policy_errors(values, url_problem)
     if errors:
         raise ValidationFailed(
             "The policy was not changed: " + "; ".join(f"{k}: {v[0]}" for k, v in errors.items()), fields=errors

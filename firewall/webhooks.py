@@ -16,6 +16,14 @@ FIREWALL_WEBHOOK_BACKOFF_S, doubling, until FIREWALL_WEBHOOK_ATTEMPTS attempts. 
 for later (the worker's scheduler, `rqworker --with-scheduler`, enqueues it when due), so no worker sleeps; without
 Redis the in-process thread sleeps between attempts. Outcomes go to the log; there is no delivery table.
 
+Server-side request forgery: a tenant's URL may not reach our own network (`firewall.net`). The URL is checked when
+the policy is saved and again before every attempt, since DNS answers change: the host is resolved, every address must
+be public, and the request is sent to one of exactly those addresses (the URL's host stays in the Host header and the
+TLS SNI, so certificates are verified against it), so a rebinding name cannot slip a private address in between.
+Redirects are not followed. A refused URL is a failed delivery at once, logged with the reason, never retried; a name
+that does not resolve is retried like a connection error. FIREWALL_WEBHOOK_ALLOW_PRIVATE allows non-public addresses
+(a receiver on your own network). Requests go straight to the receiver, never through an environment proxy.
+
 The payload never carries the whole text: a 200-character excerpt, the length and the detectors' names and scores.
 """
 
@@ -36,6 +44,7 @@ from django.conf import settings
 
 from evalence.jobs import dispatch, run_with_request_id
 from evalence.logging import get_request_id
+from firewall import net
 
 if TYPE_CHECKING:
     from firewall.models import Evaluation, TenantPolicy
@@ -47,7 +56,7 @@ SIGNATURE_HEADER = "X-Evalence-Signature"
 EVENT_HEADER = "X-Evalence-Event"
 DELIVERY_HEADER = "X-Evalence-Delivery"
 EXCERPT_CHARS = 200
-ALLOWED_SCHEMES = frozenset({"http", "https"})
+ALLOWED_SCHEMES = net.ALLOWED_SCHEMES
 
 DELIVERED = "delivered"
 RETRYING = "retrying"
@@ -99,11 +108,20 @@ def verify(secret: str, header: str, body: bytes, tolerance_s: int = 300, now: f
 # --- payload ---------------------------------------------------------------------------------------------------------
 
 
-def validate_webhook_url(url: str) -> None:
-    """Refuse anything but an absolute http(s) URL (no file:, ftp:, javascript: or scheme-less hosts)."""
-    parts = urlsplit(url)
-    if parts.scheme.lower() not in ALLOWED_SCHEMES or not parts.hostname:
-        raise ValueError("A webhook URL must be an absolute http:// or https:// URL.")
+def validate_webhook_url(url: str, *, resolve: bool = False) -> None:
+    """Refuse, with a `ValueError` saying why, a URL a webhook may not call: anything but an absolute http(s) URL,
+    credentials in it, and (unless FIREWALL_WEBHOOK_ALLOW_PRIVATE) a host that is a non-public address or, with
+    `resolve`, resolves to one. A name that does not resolve now passes: every delivery checks it again."""
+    allow_private = bool(settings.FIREWALL_WEBHOOK_ALLOW_PRIVATE)
+    try:
+        if resolve:
+            net.resolve_url(url, allow_private=allow_private)
+        else:
+            net.check_url(url, allow_private=allow_private)
+    except net.Unresolvable:
+        pass
+    except net.UnsafeURL as exc:
+        raise ValueError(str(exc)) from None
 
 
 def webhook_payload(evaluation: Evaluation) -> dict[str, Any]:
@@ -148,7 +166,8 @@ def _where(url: str) -> str:
 def webhook_enqueue(evaluation: Evaluation, policy: TenantPolicy | None = None) -> bool:
     """Deliver the blocked-evaluation webhook in the background, after the current transaction commits.
 
-    Returns False (and enqueues nothing) when the organization has no webhook or its URL is not http(s).
+    Returns False (and enqueues nothing) when the organization has no webhook or its URL is refused without DNS
+    (not http(s), credentials, a non-public address literal); the job checks the resolved addresses.
     """
     from firewall.models import TenantPolicy
 
@@ -159,8 +178,8 @@ def webhook_enqueue(evaluation: Evaluation, policy: TenantPolicy | None = None) 
         return False
     try:
         validate_webhook_url(url)
-    except ValueError:
-        logger.warning("webhook not sent: URL is not http(s)", extra={"organization": str(evaluation.organization_id)})
+    except ValueError as exc:
+        logger.error("webhook refused: %s", exc, extra={"organization": str(evaluation.organization_id)})
         return False
     dispatch(
         webhook_deliver,
@@ -178,7 +197,8 @@ def webhook_deliver(
     """The job: POST the payload; on failure retry later (RQ) or after a sleep (in-process), up to the attempt limit.
 
     Loads the evaluation and the policy again on every attempt, so a URL or secret changed meanwhile is used, and a
-    webhook switched off meanwhile is not sent. Returns the outcome: delivered, retrying, failed or skipped.
+    webhook switched off meanwhile is not sent. Resolves and checks the URL on every attempt; a refused one fails at
+    once. Returns the outcome: delivered, retrying, failed or skipped.
     """
     from rq import get_current_job
 
@@ -195,14 +215,16 @@ def webhook_deliver(
         if not url:
             logger.info("webhook skipped: the organization has no webhook any more", extra=log)
             return SKIPPED
-        try:
-            validate_webhook_url(url)
-        except ValueError:
-            logger.warning("webhook refused: URL is not http(s)", extra=log)
-            return SKIPPED
         log["target"] = _where(url)
-
-        problem = _post(url, policy.webhook_secret, webhook_payload(evaluation), delivery_id)
+        try:
+            target = net.resolve_url(url, allow_private=bool(settings.FIREWALL_WEBHOOK_ALLOW_PRIVATE))
+        except net.UnsafeURL as exc:
+            logger.error("webhook failed, refused and not retried: %s", exc, extra=log)
+            return FAILED
+        except net.Unresolvable as exc:
+            problem: str | None = f"DNS: {exc}"
+        else:
+            problem = _post(target, policy.webhook_secret, webhook_payload(evaluation), delivery_id)
         if problem is None:
             logger.info("webhook delivered", extra=log)
             return DELIVERED
@@ -231,10 +253,13 @@ def _load(evaluation_id: str, organization_id: str | None) -> tuple[Evaluation, 
     return evaluation, TenantPolicy.objects.filter(organization_id=evaluation.organization_id).first()
 
 
-def _post(url: str, secret: str, payload: dict[str, Any], delivery_id: str) -> str | None:
-    """One attempt; None when the receiver answered 2xx, else what went wrong."""
+def _post(target: net.Target, secret: str, payload: dict[str, Any], delivery_id: str) -> str | None:
+    """One attempt, to the checked addresses in turn until one connects; None when the receiver answered 2xx, else
+    what went wrong. The URL's host name stays in the Host header and the TLS SNI (and the certificate check)."""
     body = _body(payload)
+    url = httpx.URL(target.url)
     headers = {
+        "Host": url.netloc.decode("ascii"),
         "Content-Type": "application/json",
         "User-Agent": "Evalence-Webhook/1",
         EVENT_HEADER: payload["event"],
@@ -242,17 +267,30 @@ def _post(url: str, secret: str, payload: dict[str, Any], delivery_id: str) -> s
     }
     if secret:
         headers[SIGNATURE_HEADER] = signature_header(secret, int(time.time()), body)
-    try:
-        response = httpx.post(
-            url, content=body, headers=headers, timeout=settings.FIREWALL_WEBHOOK_TIMEOUT_S, follow_redirects=False
-        )
-    except httpx.TimeoutException:
-        return "timeout"
-    except httpx.HTTPError as exc:
-        return f"connection error: {type(exc).__name__}"
-    if 200 <= response.status_code < 300:
-        return None
-    return f"HTTP {response.status_code}"
+    problem = "no address to connect to"
+    # trust_env=False: no environment proxy, which would resolve the name again by itself.
+    with httpx.Client(trust_env=False, follow_redirects=False, timeout=settings.FIREWALL_WEBHOOK_TIMEOUT_S) as client:
+        for address in target.addresses:
+            try:
+                response = client.post(
+                    url.copy_with(host=str(address)),
+                    content=body,
+                    headers=headers,
+                    extensions={"sni_hostname": target.host},
+                )
+            except httpx.ConnectError as exc:
+                problem = f"connection error: {type(exc).__name__}"
+                continue  # the next address of the name, as a browser would
+            except httpx.TimeoutException:
+                return "timeout"
+            except httpx.HTTPError as exc:
+                return f"connection error: {type(exc).__name__}"
+            if 200 <= response.status_code < 300:
+                return None
+            if response.is_redirect:
+                return f"HTTP {response.status_code}: redirects are not followed"
+            return f"HTTP {response.status_code}"
+    return problem
 
 
 def _schedule_retry(

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
+import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -554,7 +556,17 @@ def release_activate(*, release: BankRelease, actor: User | None) -> BankRelease
         action=f"{'rolled back to' if rollback else 'activated'} {release.version}",
         result={"previous": previous.version if previous else None, "rollback": rollback},
     )
+    # The scope's bank is now another set of prompt versions: subscribers (the firewall's similarity index) refresh.
+    _changed(release.organization, _release_switch_ids(previous, release), "release_activated")
     return release
+
+
+def _release_switch_ids(previous: BankRelease | None, release: BankRelease) -> list[Any]:
+    """Prompts whose version differs between two releases (in one and not the other, or another version)."""
+    entries = ReleaseEntry.objects.values_list("prompt_id", "prompt_version_id")
+    after = set(entries.filter(release=release))
+    before = set(entries.filter(release=previous)) if previous is not None else set()
+    return sorted({prompt_id for prompt_id, _ in after ^ before}, key=str)
 
 
 @dataclass
@@ -622,37 +634,45 @@ def stats_record(
 def stats_record_many(*, organization: Organization, test_runs: dict[Any, tuple[int, int]]) -> int:
     """Add test runs and successes to many prompts' statistics at once: `{prompt_id: (runs, successes)}`.
 
-    One session can touch thousands of prompts: the missing rows are created in bulk, then one parameterised UPDATE
-    adds to every row (executemany; increments in SQL, so concurrent writers never lose a count)."""
+    One session can touch thousands of prompts, so this is one parameterised upsert run for every prompt
+    (executemany): a missing row is inserted with the counts, an existing one gets them added in SQL, so concurrent
+    writers never lose a count. Building model objects for a bulk_create cost more than the whole session's HTTP."""
     if not test_runs:
         return 0
-    now = timezone.now()
     meta = PromptStats._meta
     quote = connection.ops.quote_name
-
-    def column(name: str) -> str:
-        return quote(meta.get_field(name).column)
-
-    table, runs, successes = quote(meta.db_table), column("test_runs"), column("attack_successes")
-    used, updated, org, prompt = column("last_used_at"), column("updated_at"), column("organization"), column("prompt")
+    zero_columns = ["times_used", "firewall_evaluations", "firewall_detections", "false_positives"]
+    columns = ["id", "organization", "prompt", "created_at", "test_runs", "attack_successes", "last_used_at"]
+    columns += ["updated_at", *zero_columns]
+    names = [quote(meta.get_field(name).column) for name in columns]
+    table = quote(meta.db_table)
+    runs, successes, used, updated = names[4:8]
+    unique = ", ".join(names[1:3])
+    placeholders = ", ".join(["%s"] * 8 + ["0"] * len(zero_columns))
     # Table and column names come from the model; every value is a parameter.
     sql = (
-        f"UPDATE {table} SET {runs} = {runs} + %s, {successes} = {successes} + %s, {used} = %s, {updated} = %s "  # noqa: S608
-        f"WHERE {org} = %s AND {prompt} = %s"
+        f"INSERT INTO {table} ({', '.join(names)}) VALUES ({placeholders}) "  # noqa: S608
+        f"ON CONFLICT ({unique}) DO UPDATE SET {runs} = {table}.{runs} + excluded.{runs}, "
+        f"{successes} = {table}.{successes} + excluded.{successes}, {used} = excluded.{used}, "
+        f"{updated} = excluded.{updated}"
     )
-    stamp = meta.get_field("updated_at").get_db_prep_save(now, connection)
+    stamp = meta.get_field("updated_at").get_db_prep_save(timezone.now(), connection)
     org_id = meta.get_field("organization").get_db_prep_save(organization.pk, connection)
-    prompt_field = meta.get_field("prompt")
+    id_field, prompt_field = meta.pk, meta.get_field("prompt")
+    entropy = os.urandom(16 * len(test_runs))  # one system call for every new row's key, not one each
     params = [
-        [count, success, stamp, stamp, org_id, prompt_field.get_db_prep_save(prompt_id, connection)]
-        for prompt_id, (count, success) in test_runs.items()
+        [
+            id_field.get_db_prep_save(uuid.UUID(bytes=entropy[16 * i : 16 * i + 16], version=4), connection),
+            org_id,
+            prompt_field.get_db_prep_save(prompt_id, connection),
+            stamp,
+            count,
+            success,
+            stamp,
+            stamp,
+        ]
+        for i, (prompt_id, (count, success)) in enumerate(test_runs.items())
     ]
-    with transaction.atomic():
-        PromptStats.objects.bulk_create(
-            [PromptStats(organization=organization, prompt_id=prompt_id) for prompt_id in test_runs],
-            ignore_conflicts=True,
-            batch_size=1000,
-        )
-        with connection.cursor() as cursor:
-            cursor.executemany(sql, params)
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.executemany(sql, params)
     return len(params)

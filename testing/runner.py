@@ -2,7 +2,7 @@
 
 Two threads share the work. The job's own thread owns the database: it claims the session, hands the pending items
 to an asyncio loop in a second thread, and writes the results that come back in batches (with a heartbeat, the
-progress counters and a throttled live event). The loop thread only talks HTTP (httpx, `concurrency` requests in
+progress counters and a throttled live event). The loop thread only talks HTTP (aiohttp, `concurrency` requests in
 flight, starts spaced to `requests_per_minute`, retries with exponential backoff and jitter on 429/5xx/timeouts,
 Retry-After honoured) and runs the judges. So no ORM call ever runs inside the event loop, and a test's transaction
 sees every write.
@@ -27,7 +27,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
 from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import F
@@ -314,7 +313,7 @@ class _SessionRun:
 def _write_results(batch: list[Outcome], now: Any) -> int:
     """Store a batch of results, each only while its row is still pending: one UPDATE statement run for every row
     (executemany), which also makes "never stored twice" a property of the statement. Django's bulk_update builds a
-    CASE expression per row and field, which cost more than the whole HTTP exchange at this volume."""
+    CASE expression per row and field, and even a model instance per row costs more than its HTTP exchange here."""
     meta = TestResult._meta
     fields = [meta.get_field(name) for name in RESULT_FIELDS]
     verdict_column = meta.get_field("verdict").column
@@ -323,15 +322,14 @@ def _write_results(batch: list[Outcome], now: Any) -> int:
     assignments = ", ".join(f"{quote(f.column)} = %s" for f in fields)
     table, pk, verdict = quote(meta.db_table), quote(meta.pk.column), quote(verdict_column)
     sql = f"UPDATE {table} SET {assignments} WHERE {pk} = %s AND {verdict} = %s"  # noqa: S608
-    rows = [_as_row(outcome, now) for outcome in batch]
     params = [
-        [f.get_db_prep_save(getattr(row, f.attname), connection) for f in fields]
-        + [meta.pk.get_db_prep_save(row.pk, connection), Verdict.PENDING]
-        for row in rows
+        [f.get_db_prep_save(value, connection) for f, value in zip(fields, _column_values(outcome, now), strict=True)]
+        + [meta.pk.get_db_prep_save(outcome.pk, connection), Verdict.PENDING]
+        for outcome in batch
     ]
     with connection.cursor() as cursor:
         cursor.executemany(sql, params)
-    return len(rows)
+    return len(params)
 
 
 def _storable(text: str, limit: int) -> str:
@@ -342,20 +340,20 @@ def _storable(text: str, limit: int) -> str:
     return text.encode("utf-8", "replace").decode("utf-8")
 
 
-def _as_row(outcome: Outcome, now: Any) -> TestResult:
-    return TestResult(
-        pk=outcome.pk,
-        verdict=outcome.verdict,
-        judge_verdict=outcome.verdict,
-        reason=_storable(outcome.reason, 4000),
-        evidence=outcome.evidence,
-        judges=outcome.judges,
-        response=_storable(outcome.response, 100_000),
-        http_status=outcome.http_status,
-        latency_ms=outcome.latency_ms,
-        attempts=outcome.attempts,
-        error=_storable(outcome.error, 2000),
-        completed_at=now,
+def _column_values(outcome: Outcome, now: Any) -> tuple[Any, ...]:
+    """An outcome's values in RESULT_FIELDS order."""
+    return (
+        outcome.verdict,
+        outcome.verdict,  # judge_verdict: what the judges said, kept apart from any later override
+        _storable(outcome.reason, 4000),
+        outcome.evidence,
+        outcome.judges,
+        _storable(outcome.response, 100_000),
+        outcome.http_status,
+        outcome.latency_ms,
+        outcome.attempts,
+        _storable(outcome.error, 2000),
+        now,
     )
 
 
@@ -465,13 +463,9 @@ async def _drive(
     todo: asyncio.Queue[Item] = asyncio.Queue()
     for item in items:
         todo.put_nowait(item)
-    timeout = httpx.Timeout(limits.timeout_s, connect=min(10.0, limits.timeout_s))
-    tls = httpx.create_ssl_context()  # loading the CA bundle once, not once per worker (tens of ms each)
+    async with targets.open_http(limits.concurrency) as http:
 
-    async def worker() -> None:
-        # One client (one kept-alive connection) per worker: httpcore's shared pool re-scans every connection for
-        # every request, which costs more than the request itself at 32 connections.
-        async with httpx.AsyncClient(limits=httpx.Limits(max_connections=1), timeout=timeout, verify=tls) as http:
+        async def worker() -> None:
             while not stop.is_set():
                 try:
                     item = todo.get_nowait()
@@ -479,7 +473,7 @@ async def _drive(
                     return
                 emit(await _attempt(item, client, http, judged, pacer, limits, stop))
 
-    await asyncio.gather(*(worker() for _ in range(min(limits.concurrency, len(items)) or 1)))
+        await asyncio.gather(*(worker() for _ in range(min(limits.concurrency, len(items)) or 1)))
 
 
 @dataclass(frozen=True)
@@ -492,7 +486,7 @@ class _Judged:
 async def _attempt(
     item: Item,
     client: Any,
-    http: httpx.AsyncClient,
+    http: Any,
     judged: _Judged,
     pacer: _Pacer,
     limits: _Limits,

@@ -13,6 +13,9 @@ Why the pieces look as they do:
   target defended itself, which is neither an error nor a success of the attack.
 - Configuration mistakes (a bad body template, a missing URL, an unknown kind) raise `ValueError` up front from
   `client_for()` / `validate_http_template()`, with a message a user can act on, instead of failing every request.
+- HTTP goes through aiohttp (one `ClientSession` per session run, from `open_http()`): at a thousand requests a second
+  per process httpx spent more interpreter time per request than the judges and the database together. Answers are
+  read into an `HttpResponse` (bounded to MAX_RESPONSE_BYTES), so parsing never depends on the transport.
 - The firewall target calls the organization's own firewall in-process through `firewall.services.evaluate` with
   `store=False`: test traffic must not fill the evaluation log or feed threat patterns. The ORM is synchronous, so the
   async `send()` runs it on a worker thread (which closes its database connection after each call).
@@ -30,7 +33,7 @@ from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-import httpx
+import aiohttp
 from django.conf import settings
 from django.db import connections
 from django.utils import timezone
@@ -46,6 +49,7 @@ DEFAULT_SYSTEM_PROMPT = "You are a helpful assistant."
 MAX_ERROR_CHARS = 300
 MAX_CHECK_MESSAGE_CHARS = 500
 MAX_RETRY_AFTER_S = 3600.0
+MAX_RESPONSE_BYTES = 5 * 1024 * 1024
 SLOTS = ("prompt", "system_prompt", "canary")
 _SLOT = re.compile(r"\{\{\s*([A-Za-z_][\w]*)\s*\}\}")
 _CANARY_SLOT = re.compile(r"\{\{\s*canary\s*\}\}")
@@ -130,8 +134,38 @@ class TargetReply:
     detail: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class HttpResponse:
+    """A target's answer, read whole (up to MAX_RESPONSE_BYTES): what the parsers look at, whatever the transport."""
+
+    status_code: int
+    headers: Any  # a case-insensitive mapping
+    content: bytes
+    reason_phrase: str = ""
+    charset: str = "utf-8"
+
+    @property
+    def text(self) -> str:
+        try:
+            return self.content.decode(self.charset or "utf-8", "replace")
+        except LookupError:  # an unknown charset name
+            return self.content.decode("utf-8", "replace")
+
+    def json(self) -> Any:
+        """The body as JSON; ValueError when it is not."""
+        return json.loads(self.text)
+
+
+def open_http(concurrency: int = 1) -> aiohttp.ClientSession:
+    """The HTTP session a run shares between its workers: up to `concurrency` kept-alive connections, no redirects
+    followed (each request says so), proxies from the environment as for any HTTP client. Use it as
+    `async with open_http(n) as http:` inside the event loop that sends."""
+    connector = aiohttp.TCPConnector(limit=max(1, concurrency), limit_per_host=max(1, concurrency))
+    return aiohttp.ClientSession(connector=connector, trust_env=True, auto_decompress=True)
+
+
 class TargetClient(Protocol):
-    async def send(self, prompt: str, *, http: httpx.AsyncClient, seed: int = 0) -> TargetReply: ...
+    async def send(self, prompt: str, *, http: aiohttp.ClientSession, seed: int = 0) -> TargetReply: ...
 
 
 def client_for(config: TargetConfig) -> TargetClient:
@@ -198,7 +232,7 @@ def check_connection(target: Target) -> tuple[bool, str]:
 
 def _send_once(client: TargetClient) -> TargetReply:
     async def once() -> TargetReply:
-        async with httpx.AsyncClient(follow_redirects=False) as http:
+        async with open_http() as http:
             return await client.send(CHECK_PROMPT, http=http)
 
     return asyncio.run(once())
@@ -383,7 +417,7 @@ def _error(
     return TargetReply("error", "", status, latency_ms, _one_line(message), retryable, retry_after_s, detail or {})
 
 
-def retry_after(response: httpx.Response) -> float | None:
+def retry_after(response: HttpResponse) -> float | None:
     """Seconds to wait from `retry-after-ms` or `Retry-After` (seconds or an HTTP date), capped; None if absent."""
     millis = response.headers.get("retry-after-ms")
     if millis:
@@ -404,7 +438,7 @@ def retry_after(response: httpx.Response) -> float | None:
     return min(max(seconds, 0.0), MAX_RETRY_AFTER_S)
 
 
-def _error_message(response: httpx.Response) -> str:
+def _error_message(response: HttpResponse) -> str:
     """The server's own words about an error: OpenAI's `error.message`, a `message`/`detail`, or the body's start."""
     try:
         payload = response.json()
@@ -420,7 +454,7 @@ def _error_message(response: httpx.Response) -> str:
     return _one_line(json.dumps(payload), 200)
 
 
-def _is_content_filter(response: httpx.Response) -> bool:
+def _is_content_filter(response: HttpResponse) -> bool:
     if response.status_code != 400:
         return False
     try:
@@ -435,7 +469,7 @@ def _is_content_filter(response: httpx.Response) -> bool:
     return bool(_CONTENT_FILTER.search(json.dumps(payload)[:2000]))
 
 
-def _failed_status(response: httpx.Response, latency_ms: float) -> TargetReply | None:
+def _failed_status(response: HttpResponse, latency_ms: float) -> TargetReply | None:
     """None for a 2xx; else a blocked reply (content filter) or an error, retryable for 408, 429 and 5xx."""
     status = response.status_code
     if 200 <= status < 300:
@@ -450,19 +484,28 @@ def _failed_status(response: httpx.Response, latency_ms: float) -> TargetReply |
 
 
 async def _exchange(
-    http: httpx.AsyncClient, method: str, url: str, *, headers: dict[str, str], content: bytes, timeout_s: float
-) -> tuple[httpx.Response | None, TargetReply | None, float]:
+    http: aiohttp.ClientSession, method: str, url: str, *, headers: dict[str, str], content: bytes, timeout_s: float
+) -> tuple[HttpResponse | None, TargetReply | None, float]:
     """Do one request; (response, None, latency) or (None, error reply, latency) for what the transport did."""
     started = time.perf_counter()
+    timeout = aiohttp.ClientTimeout(total=timeout_s, connect=min(10.0, timeout_s))
     try:
-        response = await http.request(method, url, headers=headers, content=content, timeout=timeout_s)
-    except httpx.TimeoutException:
+        async with http.request(
+            method, url, headers=headers, data=content, timeout=timeout, allow_redirects=False
+        ) as answer:
+            body = await answer.content.read(MAX_RESPONSE_BYTES + 1)
+            if len(body) > MAX_RESPONSE_BYTES:
+                latency = _ms_since(started)
+                too_big = f"the answer is larger than {MAX_RESPONSE_BYTES:,} bytes"
+                return None, _error(too_big, latency, status=answer.status), latency
+            response = HttpResponse(answer.status, answer.headers, body, answer.reason or "", answer.charset or "utf-8")
+    except TimeoutError:
         latency = _ms_since(started)
         return None, _error(f"timeout after {timeout_s:g} s", latency, retryable=True), latency
-    except (httpx.UnsupportedProtocol, httpx.InvalidURL, httpx.LocalProtocolError) as exc:
+    except (aiohttp.InvalidURL, ValueError) as exc:
         latency = _ms_since(started)
-        return None, _error(f"invalid request: {exc}", latency), latency
-    except httpx.HTTPError as exc:  # refused, reset or dropped connection, remote protocol error
+        return None, _error(f"invalid request: {type(exc).__name__}: {exc}", latency), latency
+    except aiohttp.ClientError as exc:  # refused, reset or dropped connection, malformed answer
         latency = _ms_since(started)
         return None, _error(f"connection error: {type(exc).__name__}: {exc}", latency, retryable=True), latency
     return response, None, _ms_since(started)
@@ -491,7 +534,7 @@ class OpenAIChatClient:
             body["model"] = self.config.model
         return body
 
-    async def send(self, prompt: str, *, http: httpx.AsyncClient, seed: int = 0) -> TargetReply:
+    async def send(self, prompt: str, *, http: aiohttp.ClientSession, seed: int = 0) -> TargetReply:
         content = json.dumps(self.request_body(prompt, seed), ensure_ascii=False).encode()
         response, failure, latency = await _exchange(
             http, "POST", self.url, headers=self.headers, content=content, timeout_s=self.config.timeout_s
@@ -504,7 +547,7 @@ class OpenAIChatClient:
         return self.parse(response, latency)
 
     @staticmethod
-    def parse(response: httpx.Response, latency_ms: float) -> TargetReply:
+    def parse(response: HttpResponse, latency_ms: float) -> TargetReply:
         status = response.status_code
         try:
             payload = response.json()
@@ -548,7 +591,7 @@ class HttpJsonClient:
         values = {"prompt": prompt, "system_prompt": self.system_prompt, "canary": self.config.canary}
         return render_template(self.config.body_template, values)
 
-    async def send(self, prompt: str, *, http: httpx.AsyncClient, seed: int = 0) -> TargetReply:
+    async def send(self, prompt: str, *, http: aiohttp.ClientSession, seed: int = 0) -> TargetReply:
         response, failure, latency = await _exchange(
             http,
             self.config.method or "POST",
@@ -587,7 +630,7 @@ class FirewallClient:
         self.config = config
         self._organization: Organization | None = None
 
-    async def send(self, prompt: str, *, http: httpx.AsyncClient, seed: int = 0) -> TargetReply:
+    async def send(self, prompt: str, *, http: aiohttp.ClientSession, seed: int = 0) -> TargetReply:
         return await asyncio.to_thread(self._evaluate_on_worker_thread, prompt)
 
     def _evaluate_on_worker_thread(self, prompt: str) -> TargetReply:

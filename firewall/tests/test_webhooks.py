@@ -88,7 +88,8 @@ class Receiver:
 
 
 @pytest.fixture
-def receiver() -> Iterator[Receiver]:
+def receiver(settings: Any) -> Iterator[Receiver]:
+    settings.FIREWALL_WEBHOOK_ALLOW_PRIVATE = True  # the receiver is on loopback, refused by default (SSRF)
     server = Receiver().start()
     yield server
     server.stop()
@@ -177,8 +178,9 @@ def test_only_http_and_https_urls_are_accepted(url: str) -> None:
         webhooks.validate_webhook_url(url)
 
 
-def test_http_and_https_urls_pass() -> None:
+def test_http_and_https_urls_pass(settings: Any) -> None:
     webhooks.validate_webhook_url("https://hooks.example.com/evalence")
+    settings.FIREWALL_WEBHOOK_ALLOW_PRIVATE = True
     webhooks.validate_webhook_url("http://127.0.0.1:8080/x")
 
 
@@ -320,7 +322,7 @@ def test_a_webhook_switched_off_or_made_non_http_before_delivery_is_not_sent(
     policy = make_policy(org_a, receiver.url)
     evaluation = make_evaluation(org_a)
     TenantPolicy.objects.filter(pk=policy.pk).update(webhook_url="ftp://127.0.0.1/x")
-    assert webhook_deliver(str(evaluation.pk)) == webhooks.SKIPPED
+    assert webhook_deliver(str(evaluation.pk)) == webhooks.FAILED  # refused: a failure, not retried
     TenantPolicy.objects.filter(pk=policy.pk).update(webhook_url="")
     assert webhook_deliver(str(evaluation.pk)) == webhooks.SKIPPED
     assert receiver.deliveries == []

@@ -9,8 +9,8 @@ import re
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
-import httpx
 import pytest
+from multidict import CIMultiDict
 
 from evalence.tests.llm_server import LLMServer, chat_completion
 from firewall.models import Evaluation
@@ -35,10 +35,15 @@ BENIGN = "What is a good recipe for a vegetarian lasagna?"
 
 def send(client: targets.TargetClient, prompt: str = "Hello", *, seed: int = 0) -> TargetReply:
     async def once() -> TargetReply:
-        async with httpx.AsyncClient() as http:
+        async with targets.open_http() as http:
             return await client.send(prompt, http=http, seed=seed)
 
     return asyncio.run(once())
+
+
+def answer(status: int, headers: dict[str, str]) -> targets.HttpResponse:
+    """An answer as the transport hands it over: header names are case-insensitive."""
+    return targets.HttpResponse(status, CIMultiDict(headers), b"")
 
 
 def chat_config(server: LLMServer, **changes) -> TargetConfig:
@@ -120,12 +125,23 @@ def test_a_dropped_connection_is_a_retryable_connection_error(llm_server):
     assert reply.outcome == "error" and reply.retryable and reply.error.startswith("connection error")
 
 
+def test_an_answer_larger_than_the_limit_is_an_error_not_a_memory_spike(llm_server, monkeypatch):
+    monkeypatch.setattr(targets, "MAX_RESPONSE_BYTES", 4096)
+    llm_server.handler = lambda request: "A" * 5000
+    reply = send(client_for(chat_config(llm_server)))
+    assert (reply.outcome, reply.retryable, reply.http_status) == ("error", False, 200)
+    assert reply.error == "the answer is larger than 4,096 bytes"
+    llm_server.handler = lambda request: "A" * 3000
+    assert send(client_for(chat_config(llm_server))).text == "A" * 3000
+
+
 def test_a_refused_connection_is_a_retryable_connection_error(llm_server_factory):
     server = llm_server_factory()
     config = chat_config(server)
     server.stop()  # nothing listens on that port any more
     reply = send(client_for(config))
-    assert reply.outcome == "error" and reply.retryable and "ConnectError" in reply.error
+    assert reply.outcome == "error" and reply.retryable and reply.error.startswith("connection error: ")
+    assert "Cannot connect" in reply.error
 
 
 def test_an_answer_that_is_not_json_is_an_error_a_retry_would_not_fix(llm_server):
@@ -186,12 +202,12 @@ def test_a_wrong_key_is_an_error_that_a_retry_would_not_fix(llm_server_factory):
     ],
 )
 def test_retry_after_is_read_from_seconds_or_milliseconds(headers, expected):
-    assert targets.retry_after(httpx.Response(429, headers=headers)) == expected
+    assert targets.retry_after(answer(429, headers)) == expected
 
 
 def test_retry_after_may_be_an_http_date():
     when = format_datetime(datetime.now(UTC) + timedelta(seconds=30), usegmt=True)
-    assert 25 <= targets.retry_after(httpx.Response(503, headers={"Retry-After": when})) <= 30
+    assert 25 <= targets.retry_after(answer(503, {"Retry-After": when})) <= 30
 
 
 # --- http_json ------------------------------------------------------------------------------------------------------
