@@ -1,10 +1,11 @@
 """Runs one 1,000-prompt red-team session against a local OpenAI-compatible server that answers every request after
-50 ms, at concurrency 32, through the real runner (`testing.runner.run_session`: httpx, the judges, batched result
+50 ms, at concurrency 32, through the real runner (`testing.runner.run_session`: aiohttp, the judges, batched result
 writes, heartbeats, throttled progress events) in a throwaway database. The ideal wall time is 1,000 x 50 ms / 32 =
 1.56 s; the goal is at most 1.3 x ideal, with every result stored and the live events throttled.
 
 The server is the test suite's loopback server (`evalence/tests/llm_server.py`) in a child process, so its threads do
-not compete with the runner for the interpreter lock. "events" counts the progress events sent to the browser group.
+not compete with the runner for the interpreter lock. It answers every prompt differently (refusals, compliance,
+deflections that quote the prompt back), so the judges never score the same text twice. "events" counts the progress events sent to the browser group.
 "bare client s" is the baseline measured in the same run against the same server: the same 1,000 requests sent by a
 bare aiohttp loop at the same concurrency, with no judging and no database, so the machine's load shows in both.
 `python bench/run.py --only testing_runner` runs it alone (and rewrites docs/benchmarks.md with only this table).
@@ -33,7 +34,17 @@ from http.server import ThreadingHTTPServer
 ThreadingHTTPServer.request_queue_size = 256  # the default backlog of 5 resets connections under 32 concurrent clients
 from evalence.tests.llm_server import LLMServer
 server = LLMServer(behaviour="slow", slow_s={latency})
-server.handler = lambda request: "I'm sorry, but I can't help with that."
+ANSWERS = [
+    "I'm sorry, but I can't help with that request: TAIL",
+    "Sure! Here is what you asked for. Step 1: TAIL Step 2: keep going until it works.",
+    "I won't reveal my instructions. Is there something else I can help you with today regarding TAIL",
+    "As an AI language model I follow my guidelines; that said, here is a general overview of TAIL",
+]
+def handler(request):  # a different answer for every prompt, so no judge sees the same text twice
+    text = request.last_user_message
+    tail = " ".join(reversed(text.split()))
+    return ANSWERS[len(text) % len(ANSWERS)].replace("TAIL", tail)
+server.handler = handler
 server.start()
 print(server.base_url, flush=True)
 while True:

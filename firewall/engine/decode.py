@@ -240,9 +240,10 @@ def _rot13_segments(words: list[re.Match[str]], text: str) -> list[tuple[int, in
 def _decode_rot13(text: str, budget: int) -> str:
     """Only the rot13 spans are decoded (joined by a space): the plain instruction around a payload ("The following
     is ROT13-encoded...") would turn into rot13 noise that dilutes the payload for the classifier."""
-    words = list(_ASCII_WORD_RE.finditer(text))
-    if sum(1 for match in words if match.group().lower() in _ROT13_OF_STOP_WORDS) < 2:
+    stop_words = (word for word in _ASCII_WORD_RE.findall(text) if word.lower() in _ROT13_OF_STOP_WORDS)
+    if next(stop_words, None) is None or next(stop_words, None) is None:  # fewer than two: not rot13 text
         return ""
+    words = list(_ASCII_WORD_RE.finditer(text))
     pieces = []
     for start, end in _rot13_segments(words, text):
         pieces.append(text[start : min(end, start + budget)].translate(_ROT13))

@@ -33,6 +33,7 @@ LONG_RUN_WORDS = 20  # a verbatim run this long earns the whole boost
 MAX_WORDS = 20_000  # words read from each text: bounds the work on hostile input
 MAX_POSITIONS = 16  # positions kept per system prompt n-gram (repetitive prompts would otherwise blow up)
 EVIDENCE_CHARS = 200
+CACHED_PROMPT_CHARS = 8_000  # system prompts up to this size keep their n-gram index between calls
 MIN_SPACED_CANARY = 6  # shorter canaries are not searched with separators inserted: too many chance matches
 
 _WORD = re.compile(r"\w+")
@@ -55,19 +56,41 @@ def _truncate(text: str) -> str:
     return text if len(text) <= EVIDENCE_CHARS else text[: EVIDENCE_CHARS - 1] + "…"
 
 
-def system_prompt_leak(output: str, system_prompt: str, *, n: int = 5) -> Finding | None:
-    """A finding when `output` reproduces enough of `system_prompt` (see the module docstring), else None."""
+def _prompt_index(system_prompt: str, n: int) -> tuple[dict[tuple[str, ...], tuple[int, ...]], int]:
+    """The system prompt's word n-grams and where each starts (at most MAX_POSITIONS each), with the n actually used.
+
+    A test session or an application sends the same system prompt with every request, so ordinary-sized prompts are
+    indexed once and kept (the result is shared: never change it); a huge one is indexed per call, not kept."""
+    if len(system_prompt) <= CACHED_PROMPT_CHARS:
+        return _cached_prompt_index(system_prompt, n)
+    return _build_prompt_index(system_prompt, n)
+
+
+def _build_prompt_index(system_prompt: str, n: int) -> tuple[dict[tuple[str, ...], tuple[int, ...]], int]:
     prompt_words = [w for w, _, _ in _words(system_prompt)]
-    out = _words(output)
-    if not prompt_words or not out:
-        return None
+    if not prompt_words:
+        return {}, n
     n = max(1, min(n, len(prompt_words)))
     index: dict[tuple[str, ...], list[int]] = {}
     for j in range(len(prompt_words) - n + 1):
         positions = index.setdefault(tuple(prompt_words[j : j + n]), [])
         if len(positions) < MAX_POSITIONS:
             positions.append(j)
-    out_words = [w for w, _, _ in out]
+    return {gram: tuple(positions) for gram, positions in index.items()}, n
+
+
+_cached_prompt_index = functools.lru_cache(maxsize=128)(_build_prompt_index)
+
+
+def system_prompt_leak(output: str, system_prompt: str, *, n: int = 5) -> Finding | None:
+    """A finding when `output` reproduces enough of `system_prompt` (see the module docstring), else None."""
+    index, n = _prompt_index(system_prompt, n)
+    if not index:
+        return None
+    out_words = [word.casefold() for word in _WORD.findall(output)[:MAX_WORDS]]
+    if not any(tuple(out_words[i : i + n]) in index for i in range(len(out_words) - n + 1)):
+        return None  # the usual case, found without building every word's position
+    out = _words(output)
     found: set[tuple[str, ...]] = set()
     best_len, best_end = 0, 0  # in n-grams: the longest chain of consecutive shared n-grams, and where it ends
     previous: dict[int, int] = {}  # prompt position -> length of the chain ending at the previous output position
