@@ -5,7 +5,8 @@ writes, heartbeats, throttled progress events) in a throwaway database. The idea
 
 The server is the test suite's loopback server (`evalence/tests/llm_server.py`) in a child process, so its threads do
 not compete with the runner for the interpreter lock. It answers every prompt differently (refusals, compliance,
-deflections that quote the prompt back), so the judges never score the same text twice. "events" counts the progress events sent to the browser group.
+deflections that quote the prompt back), so the judges never score the same text twice. "events" counts the
+progress events sent to the browser group.
 "bare client s" is the baseline measured in the same run against the same server: the same 1,000 requests sent by a
 bare aiohttp loop at the same concurrency, with no judging and no database, so the machine's load shows in both.
 `python bench/run.py --only testing_runner` runs it alone (and rewrites docs/benchmarks.md with only this table).
