@@ -57,6 +57,7 @@ class SignatureSource(models.TextChoices):
 
 class DetectorStatus(models.TextChoices):
     CANDIDATE = "candidate", "Candidate"
+    SHADOW = "shadow", "Shadow (scored on live traffic, never enforced)"
     ACTIVE = "active", "Active"
     RETIRED = "retired", "Retired"
     REJECTED = "rejected", "Rejected"

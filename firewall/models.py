@@ -100,6 +100,12 @@ class Evaluation(TenantModel):
         default="",
         help_text="The detector behind the decision (or emergency_stop, fail_closed, rate_limit); blank when clean.",
     )
+    shadow_version = models.CharField(
+        max_length=32, blank=True, default="", help_text="The shadow classifier version that also scored this input."
+    )
+    shadow_decision = models.CharField(max_length=16, blank=True, default="", help_text="What it would have decided.")
+    shadow_score = models.FloatField(null=True, blank=True)
+    shadow_latency_ms = models.FloatField(null=True, blank=True)
     detectors = models.JSONField(default=list, blank=True)
     context = models.JSONField(default=dict, blank=True, help_text="Metadata, session turns scanned, leak inputs.")
     session_id = models.CharField(max_length=200, blank=True, default="")
@@ -128,6 +134,11 @@ class Evaluation(TenantModel):
             models.Index(fields=["organization", "session_id", "-created_at"], name="fw_eval_org_session"),
             models.Index(fields=["organization", "api_key", "-created_at"], name="fw_eval_org_key"),
             models.Index(
+                fields=["organization", "shadow_version", "-created_at"],
+                name="fw_eval_org_shadow",
+                condition=~Q(shadow_version=""),
+            ),
+            models.Index(
                 fields=["organization", "-created_at"], name="fw_eval_org_blocked", condition=Q(decision="blocked")
             ),
             models.Index(
@@ -155,6 +166,17 @@ class ThreatPattern(models.Model):
     organizations_affected = models.PositiveIntegerField(default=0)
     first_seen = models.DateTimeField()
     last_seen = models.DateTimeField(db_index=True)
+    signature = models.BinaryField(
+        blank=True, default=b"", help_text="MinHash of the normalized text (no text): near-pattern search."
+    )
+    promoted_prompt = models.ForeignKey(
+        "promptbank.Prompt",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="The global bank prompt a curator made of this pattern.",
+    )
 
     class Meta:
         ordering = ["-last_seen"]
@@ -261,7 +283,10 @@ class DetectorVersion(models.Model):
         constraints = [
             models.UniqueConstraint(
                 fields=["status"], condition=Q(status="active"), name="fw_detector_version_one_active"
-            )
+            ),
+            models.UniqueConstraint(
+                fields=["status"], condition=Q(status="shadow"), name="fw_detector_version_one_shadow"
+            ),
         ]
 
     def __str__(self) -> str:

@@ -324,6 +324,34 @@ class IngestionRun(JobModel):
         return {name: getattr(self, name) for name in COUNT_FIELDS}
 
 
+class LearningPolicy(TenantModel):
+    """How much of the learning loop runs by itself for one organization (admins edit it; every change audited).
+
+    Red-team findings and blocked traffic always become submissions; these switches decide whether they are accepted
+    into the bank without a curator, and which blocked inputs are worth keeping as candidates."""
+
+    organization = models.OneToOneField(
+        "accounts.Organization", on_delete=models.CASCADE, related_name="learning_policy"
+    )
+    auto_accept_findings = models.BooleanField(
+        default=False, help_text="Accept red-team findings into the bank at once (else a curator reviews them)."
+    )
+    auto_accept_false_positives = models.BooleanField(
+        default=False, help_text="Accept false-positive reports into the bank as benign prompts at once."
+    )
+    harvest_blocked = models.BooleanField(
+        default=True, help_text="Turn high-confidence blocked inputs into candidate prompts (clustered)."
+    )
+    harvest_min_confidence = models.FloatField(default=0.9)
+    harvested_until = models.DateTimeField(
+        null=True, blank=True, help_text="Blocked inputs up to here have been considered (the harvest job's cursor)."
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"learning policy of {self.organization_id}"
+
+
 class LearningEvent(TenantModel):
     """One step of the learning loop: what happened, to what, what was done and with what result."""
 
