@@ -9,36 +9,23 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.http import HttpRequest, HttpResponse
 from django.urls import reverse
-from django.views.generic import TemplateView
 
 from analytics.figures import THREAT_LABELS
 from analytics.firewall_charts import ACTED, detector_label, firewall_charts, list_url
 from analytics.firewall_stats import firewall_stats
-from analytics.forms import RangeForm
-from evalence.views import OrgPageMixin
+from analytics.selectors import Period
+from analytics.views import RangePageView, percent
 from firewall.choices import Decision, Feedback
 
 
-class FirewallAnalyticsView(OrgPageMixin, TemplateView):
-    """Firewall figures over the chosen range; an invalid range shows the form's errors (status 400)."""
+class FirewallAnalyticsView(RangePageView):
+    """Firewall figures over the chosen range."""
 
     template_name = "analytics/firewall.html"
-    http_method_names = ["get", "head", "options"]
+    subnav = "firewall"
 
-    def get(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        form = RangeForm(request.GET)
-        context = self.get_context_data(form=form, **kwargs)
-        return self.render_to_response(context, status=200 if form.is_valid() else 400)
-
-    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
-        context = super().get_context_data(**kwargs)
-        form: RangeForm = kwargs["form"]
-        context.update(nav_active="analytics", subnav="firewall", organization=self.organization)
-        if not form.is_valid():
-            return context
-        period = form.period()
+    def page_context(self, period: Period, **kwargs: Any) -> dict[str, Any]:
         stats = firewall_stats(self.organization, period)
         evaluate_url = self.request.build_absolute_uri(reverse("api:firewall:evaluate"))
         charts = firewall_charts(stats, period, evaluate_url=evaluate_url)
@@ -53,13 +40,12 @@ class FirewallAnalyticsView(OrgPageMixin, TemplateView):
         for row in stats.false_positives["latest"]:
             row["threat_label"] = THREAT_LABELS.get(row["threat_type"], row["threat_type"])
             row["detector_label"] = detector_label(row["decided_by"])
-        context.update(
-            period=period,
-            stats=stats,
-            block_rate=percent(stats.block_rate),
-            fp_rate=percent(stats.false_positives["rate"]),
-            charts=charts,
-            group_sections=[
+        return {
+            "stats": stats,
+            "block_rate": percent(stats.block_rate),
+            "fp_rate": percent(stats.false_positives["rate"]),
+            "charts": charts,
+            "group_sections": [
                 {"chart": charts[0], "groups": stats.by_key, "more": stats.more_keys, "noun": "API key"},
                 {
                     "chart": charts[1],
@@ -68,17 +54,11 @@ class FirewallAnalyticsView(OrgPageMixin, TemplateView):
                     "noun": "Application",
                 },
             ],
-            time_charts=charts[2:],
-            has_figures=any(chart.figure for chart in charts),
-            links={
+            "time_charts": charts[2:],
+            "has_figures": any(chart.figure for chart in charts),
+            "links": {
                 "all": list_url(since, until),
                 "blocked": list_url(since, until, decision=Decision.BLOCKED),
                 "false_positives": list_url(since, until, decision=list(ACTED), feedback=Feedback.FALSE_POSITIVE),
             },
-        )
-        return context
-
-
-def percent(rate: float | None) -> str:
-    """A rate as the page shows it; "—" when there was nothing to divide by."""
-    return "—" if rate is None else f"{rate * 100:.1f}%"
+        }

@@ -28,6 +28,7 @@ MIN_CUSTOM_SPAN = timedelta(minutes=5)
 class RangeForm(forms.Form):
     """`?range=7d` (the default when nothing is given), or `?range=custom&since=…&until=…` (Until defaults to now)."""
 
+    default_range = DEFAULT_RANGE
     range = forms.ChoiceField(choices=RANGE_CHOICES, label="Time range")
     since = forms.DateTimeField(
         required=False, label="From", widget=forms.DateTimeInput(attrs={"type": "datetime-local"})
@@ -41,7 +42,7 @@ class RangeForm(forms.Form):
         if self.is_bound and not self.data.get("range"):
             # No preset named: From/Until alone (a bookmarked link) is a custom range; nothing at all, the default.
             data = self.data.copy()
-            data["range"] = "custom" if data.get("since") or data.get("until") else DEFAULT_RANGE
+            data["range"] = "custom" if data.get("since") or data.get("until") else self.default_range
             self.data = data
         # Whole seconds: the window's bounds end up in the links of every chart, and readable links are nicer.
         self.now = (now or timezone.now()).replace(microsecond=0)

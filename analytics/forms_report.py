@@ -7,9 +7,9 @@ from datetime import datetime
 from typing import Any
 
 from django import forms
-from django.utils import timezone
 
 from analytics import reports
+from analytics.forms import RangeForm
 from analytics.models import ReportFrequency
 from analytics.selectors import Period
 
@@ -21,28 +21,19 @@ RANGE_CHOICES = [
 ]
 
 
-class ReportRangeForm(forms.Form):
-    """`?range=7d` (the default), `weekly`, `monthly`, or `?range=custom&since=…&until=…` (Until defaults to now)."""
+class ReportRangeForm(RangeForm):
+    """`?range=7d` (the default), `weekly`, `monthly`, or `?range=custom&since=…&until=…` (Until defaults to now);
+    the overview's form with the report's presets and limits (`analytics.reports.report_period`)."""
 
+    default_range = "7d"
     range = forms.ChoiceField(choices=RANGE_CHOICES, label="Period")
-    since = forms.DateTimeField(
-        required=False, label="From", widget=forms.DateTimeInput(attrs={"type": "datetime-local"})
-    )
-    until = forms.DateTimeField(
-        required=False, label="Until", widget=forms.DateTimeInput(attrs={"type": "datetime-local"})
-    )
 
     def __init__(self, *args: Any, now: datetime | None = None, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        if self.is_bound and not self.data.get("range"):
-            data = self.data.copy()
-            data["range"] = "custom" if data.get("since") or data.get("until") else "7d"
-            self.data = data
-        self.now = (now or timezone.now()).replace(microsecond=0)
+        super().__init__(*args, now=now, **kwargs)
         self._period: Period | None = None
 
     def clean(self) -> dict[str, Any]:
-        cleaned = super().clean()
+        cleaned = forms.Form.clean(self)  # the report's own limits, not the overview's
         chosen = cleaned.get("range")
         if chosen is None or self.has_error("since") or self.has_error("until"):
             return cleaned

@@ -10,12 +10,12 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
-from django.http import Http404, HttpRequest, HttpResponse
-from django.views.generic import TemplateView
+from django.http import Http404
 
 from analytics import testing_charts
 from analytics.forms import RangeForm
-from evalence.views import OrgPageMixin
+from analytics.selectors import Period
+from analytics.views import RangePageView
 from testing import selectors as testing_selectors
 from testing.models import Target
 
@@ -35,31 +35,26 @@ class TestingRangeForm(RangeForm):
         )
 
 
-class TestingView(OrgPageMixin, TemplateView):
+class TestingView(RangePageView):
     """The red-team figures over the chosen range; an invalid range or target id shows the form's errors (400), a
     target that is not the organization's is a 404."""
 
     template_name = "analytics/testing.html"
-    http_method_names = ["get", "head", "options"]
+    subnav = "testing"
 
-    def get(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        targets = list(testing_selectors.targets_for(self.organization).only("id", "name").order_by("name"))
-        form = TestingRangeForm(request.GET, targets=targets)
-        target = None
+    def get_form(self) -> TestingRangeForm:
+        self.targets = list(testing_selectors.targets_for(self.organization).only("id", "name").order_by("name"))
+        form = TestingRangeForm(self.request.GET, targets=self.targets)
+        self.target = None
         if form.is_valid() and form.cleaned_data["target"]:
-            target = next((t for t in targets if t.pk == form.cleaned_data["target"]), None)
-            if target is None:
+            self.target = next((t for t in self.targets if t.pk == form.cleaned_data["target"]), None)
+            if self.target is None:
                 raise Http404("No such target in this organization.")
-        context = self.get_context_data(form=form, target=target, target_count=len(targets), **kwargs)
-        return self.render_to_response(context, status=200 if form.is_valid() else 400)
+        return form
 
     def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
-        context = super().get_context_data(**kwargs)
-        form: TestingRangeForm = kwargs["form"]
-        context.update(nav_active="analytics", organization=self.organization)
-        if not form.is_valid():
-            return context
-        period = form.period()
-        page = testing_charts.red_team_page(self.organization, period, kwargs["target"])
-        context.update(period=period, page=page, charts=page.charts, has_figures=page.has_figures)
-        return context
+        return super().get_context_data(target=self.target, target_count=len(self.targets), **kwargs)
+
+    def page_context(self, period: Period, **kwargs: Any) -> dict[str, Any]:
+        page = testing_charts.red_team_page(self.organization, period, self.target)
+        return {"page": page, "charts": page.charts, "has_figures": page.has_figures}

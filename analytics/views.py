@@ -17,40 +17,57 @@ from analytics.forms import RangeForm
 from evalence.views import OrgPageMixin
 
 
-class OverviewView(OrgPageMixin, TemplateView):
-    """Key figures and charts over the chosen range; an invalid range shows the form's errors (status 400)."""
+class RangePageView(OrgPageMixin, TemplateView):
+    """An analytics page over a time range: the range form (`form_class`) decides the period, an invalid one shows
+    the form's errors with status 400, and a subclass adds its figures in `page_context`."""
 
-    template_name = "analytics/overview.html"
+    form_class: type[RangeForm] = RangeForm
+    subnav = ""
     http_method_names = ["get", "head", "options"]
 
+    def get_form(self) -> RangeForm:
+        return self.form_class(self.request.GET)
+
     def get(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        form = RangeForm(request.GET)
+        form = self.get_form()
         context = self.get_context_data(form=form, **kwargs)
         return self.render_to_response(context, status=200 if form.is_valid() else 400)
 
     def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
         context = super().get_context_data(**kwargs)
         form: RangeForm = kwargs["form"]
-        context.update(nav_active="analytics", organization=self.organization)
-        if not form.is_valid():
-            return context
-        period = form.period()
+        context.update(nav_active="analytics", subnav=self.subnav, organization=self.organization)
+        if form.is_valid():
+            context.update(period=form.period())
+            context.update(self.page_context(context["period"], **kwargs))
+        return context
+
+    def page_context(self, period: selectors.Period, **kwargs: Any) -> dict[str, Any]:
+        raise NotImplementedError
+
+
+class OverviewView(RangePageView):
+    """Key figures and charts over the chosen range."""
+
+    template_name = "analytics/overview.html"
+    subnav = "overview"
+
+    def page_context(self, period: selectors.Period, **kwargs: Any) -> dict[str, Any]:
         kpis = selectors.overview_kpis(self.organization, period)
         evaluate_url = self.request.build_absolute_uri(reverse("api:firewall:evaluate"))
         charts = figures.overview_charts(
             self.organization, period, evaluation_count=kpis["evaluations"], evaluate_url=evaluate_url
         )
-        context.update(
-            period=period,
-            kpis=kpis,
-            kpi_cards=kpi_cards(period, kpis),
-            charts=charts,
-            has_figures=any(chart.figure for chart in charts),
-        )
-        return context
+        return {
+            "kpis": kpis,
+            "kpi_cards": kpi_cards(period, kpis),
+            "charts": charts,
+            "has_figures": any(chart.figure for chart in charts),
+        }
 
 
-def _percent(rate: float | None) -> str:
+def percent(rate: float | None) -> str:
+    """A rate as the pages show it; "—" when there was nothing to divide by."""
     return "—" if rate is None else f"{rate * 100:.1f}%"
 
 
@@ -66,7 +83,7 @@ def kpi_cards(period: selectors.Period, kpis: dict[str, Any]) -> list[dict[str, 
     if session is None:
         success_note, success_value = "No completed session yet", "—"
     else:
-        success_value = _percent(success["rate"])
+        success_value = percent(success["rate"])
         target = session.target.name if session.target else "a deleted target"
         success_note = f"{success['succeeded']} of {success['scored']} scored attacks, on {target}"
     return [
@@ -87,14 +104,14 @@ def kpi_cards(period: selectors.Period, kpis: dict[str, Any]) -> list[dict[str, 
         {
             "key": "block_rate",
             "label": "Block rate",
-            "value": _percent(kpis["block_rate"]),
+            "value": percent(kpis["block_rate"]),
             "note": "Blocked of all evaluations",
             "url": figures.evaluations_url(since, until, decision="blocked"),
         },
         {
             "key": "false_positive_rate",
             "label": "False-positive reports",
-            "value": _percent(kpis["false_positive_rate"]),
+            "value": percent(kpis["false_positive_rate"]),
             "note": f"{kpis['false_positives']:,} of {kpis['acted']:,} blocked or sanitized",
             "url": figures.evaluations_url(since, until, feedback="false_positive"),
         },
