@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 ACTED = (Decision.BLOCKED, Decision.SANITIZED)
 TOP_PATTERNS = 10
 TOP_PROMPTS = 10
+EFFECTIVE_SLACK = 40
 MAX_TARGETS = 8
 PROMPT_LABEL_CHARS = 60
 LATENCY_FRACTIONS = (0.5, 0.95)
@@ -196,14 +197,68 @@ def latest_completed_session(organization: Organization) -> TestSession | None:
 
 
 def attack_success(session: TestSession) -> dict[str, Any]:
-    """A session's attack success rate from its rows (errors and unscorable answers are not in the denominator)."""
-    counts = TestResult.objects.filter(
-        organization_id=session.organization_id, session=session, kind=ResultKind.ATTACK
-    ).aggregate(
-        succeeded=Count("pk", filter=Q(verdict=Verdict.SUCCEEDED)),
-        scored=Count("pk", filter=Q(verdict__in=SCORED_VERDICTS)),
+    """A session's attack success rate (errors and unscorable answers are not in the denominator)."""
+    counts = session_breakdown([session], "kind").get(session.pk, {}).get(ResultKind.ATTACK, {})
+    succeeded, scored = counts.get("succeeded", 0), counts.get("scored", 0)
+    return {"succeeded": succeeded, "scored": scored, "rate": _rate(succeeded, scored)}
+
+
+_SUMMARY_GROUPS = {"category": "by_category", "mutator": "by_mutator"}
+
+
+def session_breakdown(sessions: list[TestSession], column: str) -> dict[Any, dict[str, dict[str, int]]]:
+    """`{session_id: {value: {"succeeded", "scored"}}}` of the sessions' attack rows grouped by `column` (category,
+    mutator, or kind for the totals).
+
+    A completed session is read from its stored summary (`testing.stats.session_summary`, written when it finishes
+    and again after every analyst override), so a page never re-counts a finished session's rows; the others are
+    counted from their rows in one grouped query. A value with rows but nothing scored is there with scored 0."""
+    if column not in (*_SUMMARY_GROUPS, "kind"):
+        raise ValueError(f"Attack rows are broken down by category, mutator or kind, not {column!r}.")
+    if len({session.organization_id for session in sessions}) > 1:
+        raise ValueError("Sessions of one organization only: a chart never mixes tenants.")
+    found: dict[Any, dict[str, dict[str, int]]] = {}
+    counted = []
+    for session in sessions:
+        stored = _stored_breakdown(session, column)
+        if stored is None:
+            counted.append(session)
+        else:
+            found[session.pk] = stored
+    if not counted:
+        return found
+    rows = (
+        TestResult.objects.filter(
+            organization_id=counted[0].organization_id,
+            session__in=[session.pk for session in counted],
+            kind=ResultKind.ATTACK,
+        )
+        .values("session_id", column)
+        .annotate(
+            succeeded=Count("pk", filter=Q(verdict=Verdict.SUCCEEDED)),
+            scored=Count("pk", filter=Q(verdict__in=SCORED_VERDICTS)),
+        )
+        .order_by("session_id", column)
     )
-    return {**counts, "rate": _rate(counts["succeeded"], counts["scored"])}
+    for row in rows:
+        found.setdefault(row["session_id"], {})[row[column]] = {"succeeded": row["succeeded"], "scored": row["scored"]}
+    return found
+
+
+def _stored_breakdown(session: TestSession, column: str) -> dict[str, dict[str, int]] | None:
+    summary = session.summary if session.status == SessionStatus.COMPLETED else None
+    if not isinstance(summary, dict) or "scored" not in summary:
+        return None
+    if column == "kind":
+        return {ResultKind.ATTACK: {"succeeded": int(summary.get("succeeded") or 0), "scored": int(summary["scored"])}}
+    groups = summary.get(_SUMMARY_GROUPS[column])
+    if not isinstance(groups, dict):
+        return None
+    return {
+        value: {"succeeded": int(block.get("succeeded") or 0), "scored": int(block.get("scored") or 0)}
+        for value, block in groups.items()
+        if isinstance(block, dict) and block.get("total", 1)
+    }
 
 
 def overview_kpis(organization: Organization, period: Period) -> dict[str, Any]:
@@ -270,31 +325,14 @@ def latest_sessions_per_target(organization: Organization, limit: int = MAX_TARG
 
 
 def attack_success_by_category(sessions: list[TestSession]) -> dict[Any, dict[str, dict[str, Any]]]:
-    """`{session_id: {category: {"succeeded", "scored", "rate"}}}` over the sessions' attack results, one query."""
-    if not sessions:
-        return {}
-    organization_ids = {session.organization_id for session in sessions}
-    if len(organization_ids) != 1:
-        raise ValueError("Sessions of one organization only: a chart never mixes tenants.")
-    rows = (
-        TestResult.objects.filter(
-            organization_id=organization_ids.pop(), session__in=[s.pk for s in sessions], kind=ResultKind.ATTACK
-        )
-        .values("session_id", "category")
-        .annotate(
-            succeeded=Count("pk", filter=Q(verdict=Verdict.SUCCEEDED)),
-            scored=Count("pk", filter=Q(verdict__in=SCORED_VERDICTS)),
-        )
-        .order_by("session_id", "category")
-    )
-    found: dict[Any, dict[str, dict[str, Any]]] = defaultdict(dict)
-    for row in rows:
-        found[row["session_id"]][row["category"]] = {
-            "succeeded": row["succeeded"],
-            "scored": row["scored"],
-            "rate": _rate(row["succeeded"], row["scored"]),
+    """`{session_id: {category: {"succeeded", "scored", "rate"}}}` over the sessions' attack results."""
+    return {
+        session_id: {
+            category: {**counts, "rate": _rate(counts["succeeded"], counts["scored"])}
+            for category, counts in categories.items()
         }
-    return dict(found)
+        for session_id, categories in session_breakdown(sessions, "category").items()
+    }
 
 
 def top_threat_patterns(organization: Organization, period: Period, limit: int = TOP_PATTERNS) -> list[dict[str, Any]]:
@@ -313,19 +351,33 @@ def top_threat_patterns(organization: Organization, period: Period, limit: int =
 
 def effective_prompts(organization: Organization, period: Period, limit: int = TOP_PROMPTS) -> list[dict[str, Any]]:
     """The bank prompts that succeeded most often in the organization's tests completed in the period (ties: the
-    one tried fewer times first), with a short label from the prompt as the organization can see it."""
-    rows = list(
-        _in_period(TestResult.objects.filter(organization=organization), period, "completed_at")
-        .filter(kind=ResultKind.ATTACK, prompt__isnull=False)
+    one tried fewer times first), with a short label from the prompt as the organization can see it.
+
+    Two small queries instead of one over every result of the period: the successes are counted on the partial index
+    of succeeded results, then the scored attempts only for the front-runners (`EFFECTIVE_SLACK` more than shown,
+    so a tie at the cut is still ordered by attempts)."""
+    done = _in_period(TestResult.objects.filter(organization=organization), period, "completed_at").filter(
+        kind=ResultKind.ATTACK, prompt__isnull=False
+    )
+    leaders = dict(
+        done.filter(verdict=Verdict.SUCCEEDED)
         .order_by()
         .values("prompt_id")
-        .annotate(
-            succeeded=Count("pk", filter=Q(verdict=Verdict.SUCCEEDED)),
-            scored=Count("pk", filter=Q(verdict__in=SCORED_VERDICTS)),
-        )
-        .filter(succeeded__gt=0)
-        .order_by("-succeeded", "scored", "prompt_id")[:limit]
+        .annotate(succeeded=Count("pk"))
+        .order_by("-succeeded", "prompt_id")
+        .values_list("prompt_id", "succeeded")[: limit + EFFECTIVE_SLACK]
     )
+    scored = dict(
+        done.filter(prompt__in=list(leaders), verdict__in=SCORED_VERDICTS)
+        .order_by()
+        .values("prompt_id")
+        .annotate(scored=Count("pk"))
+        .values_list("prompt_id", "scored")
+    )
+    rows = sorted(
+        ({"prompt_id": pk, "succeeded": count, "scored": scored.get(pk, count)} for pk, count in leaders.items()),
+        key=lambda row: (-row["succeeded"], row["scored"], str(row["prompt_id"])),
+    )[:limit]
     labels = {
         pk: (text, category)
         for pk, text, category in visible_prompts(organization)

@@ -13,12 +13,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from django.db.models import Count, F, Q, Window
+from django.db.models import F, Window
 from django.db.models.functions import RowNumber
 
-from analytics.selectors import Period
-from testing.choices import SCORED_VERDICTS, ResultKind, SessionStatus, Verdict
-from testing.models import Target, TestResult, TestSession
+from analytics.selectors import Period, session_breakdown
+from testing.choices import SessionStatus
+from testing.models import Target, TestSession
 from testing.stats import compare_sessions, wilson_interval
 
 if TYPE_CHECKING:
@@ -77,32 +77,14 @@ def completed_sessions(
 
 
 def counts_by(sessions: list[TestSession], column: str) -> Counts:
-    """`{session_id: {value: block}}` of the sessions' attack rows grouped by `column` (category or mutator), in
-    one grouped query. A value with rows but nothing scored is there, with a None rate."""
+    """`{session_id: {value: block}}` of the sessions' attack rows grouped by `column` (category or mutator): stored
+    summaries of completed sessions, one grouped query for the others (`analytics.selectors.session_breakdown`)."""
     if column not in ("category", "mutator"):
         raise ValueError(f"Attack rows are broken down by category or mutator, not {column!r}.")
-    if not sessions:
-        return {}
-    organization_ids = {session.organization_id for session in sessions}
-    if len(organization_ids) != 1:
-        raise ValueError("Sessions of one organization only: a chart never mixes tenants.")
-    rows = (
-        TestResult.objects.filter(
-            organization_id=organization_ids.pop(),
-            session__in=[session.pk for session in sessions],
-            kind=ResultKind.ATTACK,
-        )
-        .values("session_id", column)
-        .annotate(
-            succeeded=Count("pk", filter=Q(verdict=Verdict.SUCCEEDED)),
-            scored=Count("pk", filter=Q(verdict__in=SCORED_VERDICTS)),
-        )
-        .order_by("session_id", column)
-    )
-    found: Counts = defaultdict(dict)
-    for row in rows:
-        found[row["session_id"]][row[column]] = block(row["succeeded"], row["scored"])
-    return dict(found)
+    return {
+        session_id: {value: block(counts["succeeded"], counts["scored"]) for value, counts in groups.items()}
+        for session_id, groups in session_breakdown(sessions, column).items()
+    }
 
 
 def session_totals(by_category: Counts) -> dict[Any, dict[str, Any]]:
