@@ -99,11 +99,18 @@ worker: install ## RQ worker on the default, testing and pipeline queues (needs 
 	$(PY) manage.py promptbank_import --schedule
 	$(PY) manage.py analytics_report --schedule
 	$(PY) manage.py analytics_rollup --schedule
+	$(PY) manage.py firewall_harvest --schedule
+	$(PY) manage.py train_detector --schedule
 	exec $(PY) manage.py rqworker default testing pipeline --with-scheduler
 
 .PHONY: bench
 bench: install ## Run bench/bench_*.py and write docs/benchmarks.md
 	$(PY) bench/run.py $(ARGS)
+
+.PHONY: screenshots
+screenshots: install-dev ## Seed the demo in a test database and save docs/screenshots/*.png (headless Chromium)
+	scripts/ensure_chromium.sh
+	SCREENSHOTS=1 $(BIN)/pytest analytics/tests/test_screenshots.py -q -p no:cacheprovider
 
 # --- housekeeping ---
 

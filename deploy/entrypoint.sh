@@ -17,6 +17,8 @@ case "${1:-web}" in
     python manage.py testing_recover --schedule || echo "worker: could not schedule the testing watchdog" >&2
     python manage.py analytics_report --schedule || echo "worker: could not schedule the report e-mails" >&2
     python manage.py analytics_rollup --schedule || echo "worker: could not schedule the analytics rollups" >&2
+    python manage.py train_detector --schedule || echo "worker: could not schedule the classifier retraining" >&2
+    python manage.py firewall_harvest --schedule || echo "worker: could not schedule the firewall harvest" >&2
     exec python manage.py rqworker default testing pipeline --with-scheduler
     ;;
   migrate)

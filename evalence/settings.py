@@ -385,6 +385,15 @@ FIREWALL_WEBHOOK_TIMEOUT_S = env.float("FIREWALL_WEBHOOK_TIMEOUT_S", default=5.0
 # Webhook URLs whose host is (or resolves to) a loopback, private, link-local or otherwise non-public address are
 # refused (SSRF); true allows them, for a receiver on your own network (and the tests' loopback receiver).
 FIREWALL_WEBHOOK_ALLOW_PRIVATE = env.bool("FIREWALL_WEBHOOK_ALLOW_PRIVATE", default=False)
+# Scheduled retraining of the classifier (firewall/retrain.py): every FIREWALL_RETRAIN_INTERVAL_S seconds (0: off) a
+# worker trains on the bank and activates the new version only if it is no worse than the active one; a run may take
+# at most FIREWALL_RETRAIN_TIMEOUT_S seconds.
+FIREWALL_RETRAIN_INTERVAL_S = env.int("FIREWALL_RETRAIN_INTERVAL_S", default=86400)
+FIREWALL_RETRAIN_TIMEOUT_S = env.int("FIREWALL_RETRAIN_TIMEOUT_S", default=3600)
+# Shadow mode (firewall/shadow.py): false skips scoring the version in shadow on live traffic altogether; examples of
+# each kind of disagreement the comparison page lists.
+FIREWALL_SHADOW_ENABLED = env.bool("FIREWALL_SHADOW_ENABLED", default=True)
+FIREWALL_SHADOW_EXAMPLES = env.int("FIREWALL_SHADOW_EXAMPLES", default=10)
 
 # --- Analytics rollups (analytics/rollups.py) ---
 # The rollup job runs every ANALYTICS_ROLLUP_INTERVAL_S and rolls up hours that ended at least ANALYTICS_ROLLUP_GRACE_S
@@ -407,8 +416,20 @@ TESTING_BACKOFF_BASE_S = env.float("TESTING_BACKOFF_BASE_S", default=0.5)
 TESTING_BACKOFF_MAX_S = env.float("TESTING_BACKOFF_MAX_S", default=30.0)
 # Successful attacks are offered to the prompt bank as submissions (source="testing") when a session ends.
 TESTING_SUBMIT_FINDINGS = env.bool("TESTING_SUBMIT_FINDINGS", default=True)
+# Every new bank release runs the firewall over its attack and benign prompts and records the figures on the release.
+TESTING_RELEASE_REGRESSION = env.bool("TESTING_RELEASE_REGRESSION", default=True)
 # Where the demo assistant answers; blank: a loopback server started inside the process that runs the session.
 DEMO_ASSISTANT_URL = env.str("DEMO_ASSISTANT_URL", default="")
+
+# --- Learning loop (blocked inputs and feedback into the bank) ---
+# The harvest job runs every this many seconds (`firewall_harvest --schedule`), over blocked inputs newer than its
+# cursor, read in batches of LEARNING_HARVEST_BATCH rows, stopping LEARNING_HARVEST_LAG_S seconds short of now (an
+# evaluation stamped just before a pass may commit just after it).
+LEARNING_HARVEST_INTERVAL_S = env.int("LEARNING_HARVEST_INTERVAL_S", default=600)
+LEARNING_HARVEST_BATCH = env.int("LEARNING_HARVEST_BATCH", default=500)
+LEARNING_HARVEST_LAG_S = env.float("LEARNING_HARVEST_LAG_S", default=30.0)
+# Candidates at or above this similarity (character 3-grams or words, as the bank's near duplicates) are one cluster.
+LEARNING_CLUSTER_THRESHOLD = env.float("LEARNING_CLUSTER_THRESHOLD", default=0.8)
 
 # --- Analytics reports ---
 # How often (seconds) the scheduler job looks for organization reports that are due and e-mails them.

@@ -15,6 +15,7 @@ one organization has no URL that names another's object.
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Callable
 from functools import update_wrapper
 from typing import Any
@@ -35,6 +36,7 @@ from accounts.models import Membership, Organization
 from evalence.admin import TenantAdmin
 from evalence.crypto import mask
 from evalence.errors import ApplicationError
+from evalence.http import client_ip
 from firewall import services
 from firewall.models import (
     DetectorModel,
@@ -45,6 +47,7 @@ from firewall.models import (
     ThreatPattern,
     ThreatPatternSighting,
 )
+from promptbank.choices import ATTACK_CATEGORIES, Category, Severity
 
 SHORT_TEXT = 80
 
@@ -525,8 +528,31 @@ class ThreatPatternSightingAdmin(ReadOnlyTenantAdmin):
         return obj.pattern.organizations_affected
 
 
+class PromotePatternForm(forms.Form):
+    """What a promoted pattern becomes in the global bank: the curator's edit of the redacted sample."""
+
+    pattern = forms.UUIDField(widget=forms.HiddenInput)
+    text = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 8, "class": "vLargeTextField"}),
+        max_length=20_000,
+        help_text="Secrets and personal data were redacted, and are redacted again on save. Generalize the text so "
+        "it names no one: it becomes visible to every organization.",
+    )
+    category = forms.ChoiceField(choices=[])
+    severity = forms.ChoiceField(choices=[])
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        labels = dict(Category.choices)
+        self.fields["category"].choices = [(value, labels[value]) for value in ATTACK_CATEGORIES]
+        self.fields["severity"].choices = Severity.choices
+
+
 @admin.register(ThreatPattern)
 class ThreatPatternAdmin(SuperuserListAdmin):
+    """Blocked attacks by hash across organizations. A superuser may promote one into the global bank: the action
+    shows the latest sample text behind the hash (redacted) to edit, then `services.threat_pattern_promote`."""
+
     list_display = (
         "pattern_hash",
         "threat_type",
@@ -535,10 +561,94 @@ class ThreatPatternAdmin(SuperuserListAdmin):
         "organizations_affected",
         "first_seen",
         "last_seen",
+        "promoted",
     )
     list_filter = ("threat_type", "severity")
     search_fields = ("pattern_hash",)
     date_hierarchy = "last_seen"
+    list_select_related = ("promoted_prompt",)
+    actions = ["promote_to_bank"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        return super().get_queryset(request).defer("signature")
+
+    def get_actions(self, request: HttpRequest) -> dict[str, Any]:
+        return super().get_actions(request) if request.user.is_superuser else {}
+
+    @admin.display(description="in the bank", boolean=True)
+    def promoted(self, obj: ThreatPattern) -> bool:
+        return obj.promoted_prompt_id is not None
+
+    @admin.action(description="Promote the selected pattern into the global bank")
+    def promote_to_bank(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse | None:
+        if queryset.count() != 1:
+            self.message_user(request, "Select exactly one pattern to promote.", messages.ERROR)
+            return None
+        pattern = queryset.get()
+        return redirect(f"{reverse('admin:firewall_threatpattern_promote')}?pattern={pattern.pk}")
+
+    def get_urls(self) -> list[URLPattern]:
+        info = self.opts.app_label, self.opts.model_name
+        return [
+            path("promote/", _model_admin_view(self, self.promote_view), name="{}_{}_promote".format(*info)),
+            *super().get_urls(),
+        ]
+
+    def promote_view(self, request: HttpRequest) -> HttpResponse:
+        """GET `?pattern=<id>`: the redacted sample in a form; POST: the curator's text becomes a global prompt."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        changelist = reverse("admin:firewall_threatpattern_changelist")
+        data = request.POST if request.method == "POST" else None
+        pattern_id = (data or request.GET).get("pattern", "")
+        pattern = ThreatPattern.objects.filter(pk=pattern_id).first() if _is_uuid(pattern_id) else None
+        if pattern is None:
+            self.message_user(request, "No such threat pattern.", messages.ERROR)
+            return redirect(changelist)
+        if pattern.promoted_prompt_id is not None:
+            self.message_user(request, "This pattern is already in the global bank.", messages.WARNING)
+            return redirect(changelist)
+        sample = services.threat_pattern_sample(pattern=pattern)
+        form = PromotePatternForm(
+            data,
+            initial={
+                "pattern": pattern.pk,
+                "text": sample,
+                "category": pattern.threat_type if pattern.threat_type in ATTACK_CATEGORIES else "prompt_injection",
+                "severity": pattern.severity if pattern.severity in ("low", "medium", "high", "critical") else "high",
+            },
+        )
+        if data is not None and form.is_valid():
+            try:
+                services.threat_pattern_promote(
+                    pattern=pattern,
+                    text=form.cleaned_data["text"],
+                    category=form.cleaned_data["category"],
+                    severity=form.cleaned_data["severity"],
+                    actor=request.user,
+                )
+            except ApplicationError as exc:
+                form.add_error("text" if "text" in (exc.fields or {}) else None, exc.message)
+            else:
+                self.message_user(request, "The pattern is now a prompt of the global bank.", messages.SUCCESS)
+                return redirect(changelist)
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": f"Promote threat pattern {pattern.pattern_hash[:16]}… into the global bank",
+            "pattern": pattern,
+            "form": form,
+            "has_sample": bool(sample),
+        }
+        return TemplateResponse(request, "firewall/admin_promote_pattern.html", context, status=400 if data else 200)
+
+
+def _is_uuid(value: str) -> bool:
+    try:
+        uuid.UUID(str(value))
+    except ValueError:
+        return False
+    return True
 
 
 # --- classifier versions ------------------------------------------------------------------------------------------
@@ -553,7 +663,7 @@ class DetectorVersionAdmin(SuperuserListAdmin):
     list_display = ("version", "status", "metrics_summary", "short_reason", "created_by", "created_at", "activated_at")
     list_filter = ("status",)
     list_select_related = ("created_by",)
-    actions = ["activate_version"]
+    actions = ["activate_version", "start_shadow", "stop_shadow"]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet:
         return super().get_queryset(request).defer("artifact")
@@ -569,11 +679,15 @@ class DetectorVersionAdmin(SuperuserListAdmin):
             for name in ("recall", "precision", "f1", "fpr")
             if isinstance(metrics.get(name), int | float)
         ]
+        benign = metrics.get("benign_set") or {}
+        if isinstance(benign.get("fpr"), int | float):
+            parts.append(f"benign fpr {benign['fpr']:.3f} ({benign.get('false_positives')}/{benign.get('prompts')})")
         return ", ".join(parts) or "—"
 
     @admin.display(description="reason")
     def short_reason(self, obj: DetectorVersion) -> str:
-        return short(obj.reason, 100)
+        # The whole reason on hover: why a candidate was not activated is the point of this column.
+        return format_html('<span title="{}">{}</span>', obj.reason, short(obj.reason, 100))
 
     @admin.action(description="Activate the selected version (or roll back to it)")
     def activate_version(self, request: HttpRequest, queryset: QuerySet) -> None:
@@ -590,6 +704,36 @@ class DetectorVersionAdmin(SuperuserListAdmin):
             return
         self.message_user(request, f"Classifier v{version.version} is now active.", messages.SUCCESS)
 
+    @admin.action(description="Start shadow: score the selected version on live traffic, never enforced")
+    def start_shadow(self, request: HttpRequest, queryset: QuerySet) -> None:
+        if queryset.count() != 1:
+            self.message_user(request, "Select exactly one version to run in shadow.", messages.ERROR)
+            return
+        from firewall import shadow
+
+        try:
+            version = shadow.shadow_start(version=queryset.get(), actor=request.user, ip=client_ip(request))
+        except ApplicationError as exc:
+            self.message_user(request, exc.message, messages.ERROR)
+            return
+        self.message_user(
+            request,
+            f"Classifier v{version.version} is in shadow: every process scores live traffic with it too (never "
+            "enforced); compare on each organization's Firewall → Shadow page.",
+            messages.SUCCESS,
+        )
+
+    @admin.action(description="Stop shadow")
+    def stop_shadow(self, request: HttpRequest, queryset: QuerySet) -> None:
+        from firewall import shadow
+
+        try:
+            version = shadow.shadow_stop(actor=request.user, ip=client_ip(request))
+        except ApplicationError as exc:
+            self.message_user(request, exc.message, messages.ERROR)
+            return
+        self.message_user(request, f"Classifier v{version.version} left shadow (back to candidate).", messages.SUCCESS)
+
     def get_urls(self) -> list[URLPattern]:
         info = self.opts.app_label, self.opts.model_name
         return [
@@ -603,17 +747,25 @@ class DetectorVersionAdmin(SuperuserListAdmin):
             raise PermissionDenied
         if request.method != "POST":
             return HttpResponseNotAllowed(["POST"])
-        from firewall import detectors
+        from firewall import retrain
+        from firewall.choices import DetectorStatus
 
-        try:
-            # "auto": activated only if no worse than the active version on held-out recall and FPR.
-            trained = detectors.detector_train(actor=request.user, activate="auto")
-        except ApplicationError as exc:
-            self.message_user(request, exc.message, messages.ERROR)
-        else:
+        # "auto": activated only if no worse than the active version on the held-out split and the benign set.
+        summary = retrain.retrain_enqueue(actor=request.user)
+        if summary is None:
             self.message_user(
                 request,
-                f"Trained classifier v{trained.version} ({trained.get_status_display().lower()}). {trained.reason}",
-                messages.SUCCESS if trained.status == "active" else messages.WARNING,
+                "Training queued for a worker: the new version appears in this list when it is done (activated only "
+                "if no worse than the active one; otherwise a candidate with the reason).",
+                messages.INFO,
+            )
+        elif "error" in summary:
+            self.message_user(request, summary["error"], messages.ERROR)
+        else:
+            status = DetectorStatus(summary["status"])
+            self.message_user(
+                request,
+                f"Trained classifier v{summary['version']} ({status.label.lower()}). {summary['reason']}",
+                messages.SUCCESS if status == DetectorStatus.ACTIVE else messages.WARNING,
             )
         return redirect("admin:firewall_detectorversion_changelist")

@@ -12,5 +12,8 @@ class FirewallConfig(AppConfig):
         import firewall.detectors
         import firewall.metrics  # noqa: F401
         from firewall import signals
+        from firewall.nearest import ThreatPatternSource
+        from promptbank.nearest import register_pattern_source
 
         signals.connect(self)
+        register_pattern_source(ThreatPatternSource())  # the bank's nearest-attack search covers threat patterns

@@ -28,7 +28,7 @@ from typing import Any
 from django.conf import settings
 from django.core.cache import cache
 from django.db import IntegrityError, transaction
-from django.db.models import Max
+from django.db.models import Max, Q
 from django.dispatch import receiver
 from django.utils import timezone
 
@@ -39,8 +39,8 @@ from firewall.engine.classifier import Classifier, threat_of, train
 from firewall.engine.similarity import Match, SimilarityIndex
 from firewall.engine.types import Candidate, Finding
 from firewall.models import DetectorVersion
-from promptbank.choices import Label, LearningEventType
-from promptbank.models import Prompt
+from promptbank.choices import Label, LearningEventType, SubmissionStatus
+from promptbank.models import Prompt, Submission
 from promptbank.selectors import release_prompt_versions
 from promptbank.signals import prompts_changed
 
@@ -51,6 +51,9 @@ ACTIVATE_RULES = ("auto", "force", "never")
 # active version's (the same data and seed give the same figures; tiny differences are noise of the split).
 RECALL_TOLERANCE = 0.005
 FPR_TOLERANCE = 0.002
+# On the benign set there is no tolerance: the new version may not block a single benign prompt (or accepted
+# false-positive report) more than the active one does. Both are scored there, so this is not split noise.
+BENIGN_FP_TOLERANCE = 0
 MIN_PER_CLASS = 10
 
 
@@ -71,6 +74,18 @@ def _active_global_release() -> Any:
     return BankRelease.objects.filter(organization__isnull=True, is_active=True).first()
 
 
+def own_prompts(organization: Organization) -> Any:
+    """The prompts that protect one organization beyond the shared bank: its own active prompts, and shared prompts
+    it accepted from its own findings or reports (a finding whose text the shared bank already holds links to that
+    prompt, which the active global release may not carry yet). Never another organization's private prompts."""
+    accepted = Submission.objects.filter(
+        organization=organization, status=SubmissionStatus.ACCEPTED, prompt__isnull=False
+    ).values("prompt_id")
+    return Prompt.objects.filter(
+        Q(organization=organization) | Q(organization__isnull=True, pk__in=accepted), is_active=True
+    ).order_by()
+
+
 def bank_rows(*, organization: Organization | None = None) -> tuple[list[BankRow], str]:
     """The bank the detectors learn from, and a description of it: the active global release's prompts (as that
     release holds them) if there is one, else every active global prompt; plus the organization's own active
@@ -89,7 +104,7 @@ def bank_rows(*, organization: Organization | None = None) -> tuple[list[BankRow
             rows.append(BankRow(str(pk), text, int(label == Label.ATTACK), category))
         described = "all active global prompts"
     if organization is not None:
-        own = Prompt.objects.filter(organization=organization, is_active=True)
+        own = own_prompts(organization)
         for pk, text, label, category in own.values_list("pk", "text", "label", "category").iterator():
             rows.append(BankRow(str(pk), text, int(label == Label.ATTACK), category))
         described += f" + {organization.slug}'s own prompts"
@@ -101,6 +116,99 @@ def training_data(*, organization: Organization | None = None) -> tuple[list[str
     """The active bank as (texts, labels with attack = 1, categories); see `bank_rows`."""
     rows, _ = bank_rows(organization=organization)
     return [r.text for r in rows], [r.label for r in rows], [r.category for r in rows]
+
+
+def bank_fingerprint(rows: list[BankRow]) -> str:
+    """SHA-256 over what a training run reads (ids, labels, categories, texts): equal fingerprints train equal
+    models with the same seed, so the scheduled retrain can skip an unchanged bank."""
+    digest = hashlib.sha256()
+    for r in rows:
+        digest.update(f"{r.id}\t{r.label}\t{r.category}\t{_sha256(r.text.encode())}\n".encode())
+    return digest.hexdigest()
+
+
+# --- the benign set -------------------------------------------------------------------------------------------------
+
+
+def benign_set(rows: list[BankRow] | None = None) -> tuple[list[str], int]:
+    """The texts a new version must not block more of than the active one: the bank's benign prompts (as training
+    reads them) plus every accepted false-positive report (feedback that went through the bank's review), normalized
+    as the engine normalizes an input and de-duplicated. Returns (texts, how many came from reports only)."""
+    from firewall.engine.normalize import normalize
+    from promptbank.choices import SubmissionStatus
+    from promptbank.models import Submission
+
+    if rows is None:
+        rows, _ = bank_rows()
+    texts = {normalize(r.text).text for r in rows if not r.label}
+    from_bank = len(texts)
+    reports = Submission.objects.filter(
+        status=SubmissionStatus.ACCEPTED,
+        label=Label.BENIGN,
+        source="firewall",
+        metadata__feedback="false_positive",
+    ).values_list("text", flat=True)
+    for text in reports.iterator():
+        texts.add(normalize(text).text)
+    return sorted(texts), len(texts) - from_bank
+
+
+def benign_false_positives(classifier: Classifier, texts: list[str]) -> int:
+    """How many of the (normalized) benign texts the classifier alone would block at the default threshold."""
+    from firewall.engine.classifier import BLOCK_SCORE
+
+    return sum(1 for score in classifier.score(texts) if score >= BLOCK_SCORE)
+
+
+def benign_figures(classifier: Classifier, texts: list[str], reports: int) -> dict[str, Any]:
+    fp = benign_false_positives(classifier, texts)
+    return {
+        "prompts": len(texts),
+        "false_positive_reports": reports,
+        "false_positives": fp,
+        "fpr": round(fp / len(texts), 4) if texts else 0.0,
+    }
+
+
+def benign_compare(candidate: Classifier, active: DetectorVersion, texts: list[str], reports: int) -> dict[str, Any]:
+    """The candidate's and the active version's figures on the benign set (for the candidate's metrics). An active
+    artifact that does not load cannot be compared: the figures say so, and only the held-out gate applies."""
+    figures = benign_figures(candidate, texts, reports)
+    try:
+        current = load_version(active)
+    except ApplicationError as exc:
+        figures["active"] = {"version": active.version, "error": exc.message}
+        return figures
+    active_fp = benign_false_positives(current, texts)
+    figures["active"] = {
+        "version": active.version,
+        "false_positives": active_fp,
+        "fpr": round(active_fp / len(texts), 4) if texts else 0.0,
+    }
+    return figures
+
+
+def detector_gate(*, version: DetectorVersion) -> str:
+    """Why a stored version may not replace the active one ("" when it may): the same two checks as "auto"
+    training, on today's bank. Used when a shadow version is promoted."""
+    active = DetectorVersion.objects.filter(status=DetectorStatus.ACTIVE).first()
+    if active is None or active.pk == version.pk:
+        return ""
+    texts, reports = benign_set()
+    figures = benign_compare(load_version(version), active, texts, reports)
+    return _compare(version.metrics or {}, active, _benign_problem(figures))
+
+
+def _benign_problem(figures: dict[str, Any]) -> str:
+    """Why the candidate fails the benign-set gate ("" when it passes or there was nothing to compare with)."""
+    active = figures.get("active") or {}
+    if "false_positives" not in active or figures["false_positives"] <= active["false_positives"] + BENIGN_FP_TOLERANCE:
+        return ""
+    return (
+        f"benign-set false-positive rate {figures['fpr']:.4f} > {active['fpr']:.4f} "
+        f"({figures['false_positives']} vs {active['false_positives']} of {figures['prompts']} benign prompts and "
+        "accepted false-positive reports blocked)"
+    )
 
 
 # --- versions -------------------------------------------------------------------------------------------------------
@@ -134,7 +242,12 @@ def _record_event(version: DetectorVersion, event_type: str, action: str) -> Non
 
 
 def _headline(metrics: dict[str, Any]) -> dict[str, Any]:
-    return {k: metrics.get(k) for k in ("precision", "recall", "f1", "fpr", "threshold")}
+    headline = {k: metrics.get(k) for k in ("precision", "recall", "f1", "fpr", "threshold")}
+    benign = metrics.get("benign_set") or {}
+    if benign:
+        headline["benign_fpr"] = benign.get("fpr")
+        headline["benign_prompts"] = benign.get("prompts")
+    return headline
 
 
 @transaction.atomic
@@ -161,14 +274,20 @@ def detector_activate(*, version: DetectorVersion, actor: User | None = None, re
     return version
 
 
-def _compare(new: dict[str, Any], active: DetectorVersion) -> str:
-    """Why `new` metrics are worse than the active version's, or "" when they are not."""
+def _compare(new: dict[str, Any], active: DetectorVersion, benign_problem: str = "") -> str:
+    """Why `new` metrics are worse than the active version's, or "" when they are not: held-out recall lower by more
+    than RECALL_TOLERANCE, held-out false-positive rate higher by more than FPR_TOLERANCE, or (from
+    `_benign_problem`) more of the benign set blocked."""
     old = active.metrics or {}
     problems = []
-    if new["recall"] < float(old.get("recall", 0.0)) - RECALL_TOLERANCE:
-        problems.append(f"held-out recall {new['recall']:.4f} < {float(old['recall']):.4f}")
-    if new["fpr"] > float(old.get("fpr", 1.0)) + FPR_TOLERANCE:
-        problems.append(f"held-out FPR {new['fpr']:.4f} > {float(old['fpr']):.4f}")
+    if float(new.get("recall", 0.0)) < float(old.get("recall", 0.0)) - RECALL_TOLERANCE:
+        problems.append(f"held-out recall {float(new.get('recall', 0.0)):.4f} < {float(old['recall']):.4f}")
+    if float(new.get("fpr", 1.0)) > float(old.get("fpr", 1.0)) + FPR_TOLERANCE:
+        problems.append(
+            f"held-out false-positive rate (FPR) {float(new.get('fpr', 1.0)):.4f} > {float(old['fpr']):.4f}"
+        )
+    if benign_problem:
+        problems.append(benign_problem)
     if not problems:
         return ""
     return f"Not activated: worse than the active v{active.version} ({'; '.join(problems)})."
@@ -177,12 +296,14 @@ def _compare(new: dict[str, Any], active: DetectorVersion) -> str:
 def detector_train(*, actor: User | None = None, activate: str = "auto", seed: int = 0) -> DetectorVersion:
     """Train a classifier on the active bank, store it as a new version and activate it per `activate`:
 
-    - "auto": only if it is no worse than the active version on held-out recall and FPR (otherwise it stays a
-      candidate, with the reason); the first version is always activated;
+    - "auto": only if it is no worse than the active version on held-out recall and FPR and blocks no more of the
+      benign set (otherwise it stays a candidate, with the reason); the first version is always activated;
     - "force": activate whatever the figures;
     - "never": keep it as a candidate.
 
-    The fit runs outside the transaction (tens of seconds on a large bank); the row and the activation are atomic.
+    Every run writes a `detector.trained` learning event with the figures (and `detector.activated` when it is
+    activated). The fit and the scoring run outside the transaction (tens of seconds on a large bank); the row and
+    the activation are atomic.
     """
     if activate not in ACTIVATE_RULES:
         raise ApplicationError(f"activate must be one of {', '.join(ACTIVATE_RULES)}, not {activate!r}.")
@@ -197,20 +318,24 @@ def detector_train(*, actor: User | None = None, activate: str = "auto", seed: i
     started = time.perf_counter()
     classifier, metrics = train([r.text for r in rows], [r.label for r in rows], [r.category for r in rows], seed=seed)
     seconds = round(time.perf_counter() - started, 2)
+    # The benign set: the new version's figures always; the active one's too when "auto" has to compare them.
+    compared = DetectorVersion.objects.filter(status=DetectorStatus.ACTIVE).defer("artifact").first()
+    texts, reports = benign_set(rows)
+    if activate == "auto" and compared is not None:
+        metrics["benign_set"] = benign_compare(classifier, compared, texts, reports)
+    else:
+        metrics["benign_set"] = benign_figures(classifier, texts, reports)
     artifact = classifier.to_bytes()
     categories: dict[str, int] = {}
     for r in rows:
         categories[r.category] = categories.get(r.category, 0) + 1
-    data_hash = hashlib.sha256()
-    for r in rows:
-        data_hash.update(f"{r.id}\t{r.label}\t{r.category}\t{_sha256(r.text.encode())}\n".encode())
     training = {
         "bank": described,
         "prompts": len(rows),
         "attacks": attacks,
         "benign": benign,
         "categories": dict(sorted(categories.items())),
-        "data_sha256": data_hash.hexdigest(),
+        "data_sha256": bank_fingerprint(rows),
         "seed": seed,
         "seconds": seconds,
         "artifact_bytes": len(artifact),
@@ -239,13 +364,19 @@ def detector_train(*, actor: User | None = None, activate: str = "auto", seed: i
             return detector_activate(version=version, actor=actor, reason="Activated (activate=force).")
         elif active is None:
             return detector_activate(version=version, actor=actor, reason="Activated: no version was active.")
+        elif compared is None or active.pk != compared.pk:
+            version.reason = (
+                f"Not activated: v{active.version} became active while this version trained; compare again by "
+                "training again (or activate it by hand)."
+            )
         else:
-            worse = _compare(metrics, active)
+            worse = _compare(metrics, active, _benign_problem(metrics["benign_set"]))
             if not worse:
                 return detector_activate(
                     version=version,
                     actor=actor,
-                    reason=f"Activated: no worse than v{active.version} on held-out recall and FPR.",
+                    reason=f"Activated: no worse than v{active.version} on held-out recall and FPR, and on the "
+                    "benign set.",
                 )
             version.reason = worse
         version.save(update_fields=["reason"])
@@ -256,33 +387,43 @@ def detector_train(*, actor: User | None = None, activate: str = "auto", seed: i
 
 
 class _ClassifierCache:
-    def __init__(self) -> None:
+    """This process's copy of the version in one status (active, or shadow)."""
+
+    def __init__(self, status: str) -> None:
+        self.status = status
         self.lock = threading.Lock()
         self.classifier: Classifier | None = None
         self.loaded: tuple[int, str] | None = None  # (version, sha256) of what `classifier` is
         self.checked_at = float("-inf")
 
 
-_classifier_cache = _ClassifierCache()
+_classifier_cache = _ClassifierCache(DetectorStatus.ACTIVE)
+_shadow_cache = _ClassifierCache(DetectorStatus.SHADOW)
 
 
 def _forget_classifier() -> None:
-    """Make this process re-check the active version on its next call (other processes do within the interval)."""
+    """Make this process re-check the active and shadow versions on its next call (other processes do within the
+    interval)."""
     _classifier_cache.checked_at = float("-inf")
+    _shadow_cache.checked_at = float("-inf")
 
 
-def active_classifier() -> Classifier | None:
-    """The active classifier, or None when no version is active (or the active one fails to verify and none was
-    loaded before). Re-checks the database at most every `FIREWALL_REFRESH_S` seconds; thread-safe."""
-    state = _classifier_cache
+def classifiers_changed() -> None:
+    """After a version changed status (shadow started or stopped): re-check at this process's next evaluation."""
+    _forget_classifier()
+
+
+def _current(state: _ClassifierCache) -> Classifier | None:
+    """The classifier of the version in `state.status`, re-checked at most every FIREWALL_REFRESH_S seconds (one
+    indexed query); a version that fails to verify leaves the one loaded before in use."""
     refresh = float(settings.FIREWALL_REFRESH_S)
     if time.monotonic() - state.checked_at < refresh:
         return state.classifier
     with state.lock:
         if time.monotonic() - state.checked_at < refresh:  # another thread refreshed meanwhile
             return state.classifier
-        active = DetectorVersion.objects.filter(status=DetectorStatus.ACTIVE)
-        current = active.values_list("version", "artifact_sha256").first()
+        rows = DetectorVersion.objects.filter(status=state.status)
+        current = rows.values_list("version", "artifact_sha256").first()
         if current is None:
             state.classifier, state.loaded = None, None
         elif current != state.loaded:
@@ -292,12 +433,24 @@ def active_classifier() -> Classifier | None:
                     raise Conflict(f"Classifier v{current[0]} disappeared.")
                 state.classifier = load_version(row)
                 state.loaded = current
-                logger.info("classifier v%s loaded", current[0])
+                logger.info("classifier v%s loaded (%s)", current[0], state.status)
             except ApplicationError as exc:
                 # Keep serving the version loaded before (if any) rather than none at all.
                 logger.error("classifier not swapped: %s", exc.message)
         state.checked_at = time.monotonic()
         return state.classifier
+
+
+def active_classifier() -> Classifier | None:
+    """The active classifier, or None when no version is active (or the active one fails to verify and none was
+    loaded before). Re-checks the database at most every `FIREWALL_REFRESH_S` seconds; thread-safe."""
+    return _current(_classifier_cache)
+
+
+def shadow_classifier() -> Classifier | None:
+    """The classifier in shadow, or None (the common case: then the evaluation path does nothing more). Picked up
+    and dropped exactly like the active one."""
+    return _current(_shadow_cache)
 
 
 # --- similarity indexes, per process --------------------------------------------------------------------------------
@@ -439,7 +592,7 @@ def _build(scope: str, organization: Organization | None) -> SimilarityIndex:
         rows, _ = bank_rows()
         attacks, benign = _entries(rows)
     else:
-        own = Prompt.objects.filter(organization=organization, is_active=True)
+        own = own_prompts(organization)
         attacks, benign = _entries(
             BankRow(str(pk), text, int(label == Label.ATTACK), category)
             for pk, text, label, category in own.values_list("pk", "text", "label", "category").iterator()
@@ -482,6 +635,7 @@ def _on_prompts_changed(sender: Any, organization: Organization | None = None, *
 def reset_caches() -> None:
     """Forget every process-local copy (tests, and after a bulk change made outside the services)."""
     _forget_classifier()
-    with _classifier_cache.lock:
-        _classifier_cache.classifier, _classifier_cache.loaded = None, None
+    for state in (_classifier_cache, _shadow_cache):
+        with state.lock:
+            state.classifier, state.loaded = None, None
     _indexes.clear()

@@ -15,8 +15,8 @@ from django.utils import timezone
 
 from accounts.choices import AuditAction
 from accounts.services import audit_log_write
-from evalence.errors import PayloadTooLarge, ValidationFailed
-from firewall import metrics, runtime, state
+from evalence.errors import Conflict, PayloadTooLarge, ValidationFailed
+from firewall import metrics, runtime, shadow, state
 from firewall.choices import DETECTORS, Action, Decision, EvaluationSource, FailMode, Feedback
 from firewall.engine.normalize import normalize
 from firewall.engine.pipeline import ATTACK_TYPES, EngineInput, EngineResult, text_hash
@@ -25,7 +25,9 @@ from firewall.engine.signatures import SignatureRule, SignatureSet
 from firewall.engine.types import Severity, ThreatType
 from firewall.models import Evaluation, TenantPolicy, ThreatPattern, ThreatPatternSighting
 from firewall.selectors import policy_for
+from firewall.shadow import ShadowOutcome
 from firewall.webhooks import validate_webhook_url, webhook_enqueue
+from promptbank.nearest import text_signature
 
 if TYPE_CHECKING:
     from accounts.models import ApiKey, Organization, User
@@ -62,6 +64,7 @@ class EvaluationOutcome:
     timings_ms: dict[str, float] = field(default_factory=dict)
     detector_version: str = ""
     context_turns: int = 0
+    shadow: ShadowOutcome | None = None  # what the version in shadow would have decided (stored, never enforced)
 
     @property
     def throttled(self) -> bool:
@@ -118,7 +121,11 @@ def evaluate(
             _store(organization, request, outcome, None, api_key, actor, ip, request_id, source)
         _record_metrics(organization, outcome)
         return outcome
-    outcome, result = _run(organization, request, config, started, timings=timings)
+    in_shadow = shadow.shadow_wanted(source=source, store=store, config=config)
+    # With a shadow version the engine times its detectors, so the active classifier's time is kept to compare.
+    outcome, result = _run(organization, request, config, started, timings=timings or in_shadow)
+    if in_shadow:
+        outcome.shadow = shadow.shadow_score(result=result, config=config, text=request.text)
     if store:
         _store(organization, request, outcome, result, api_key, actor, ip, request_id, source, config=config)
     _record_metrics(organization, outcome)
@@ -158,7 +165,10 @@ def evaluate_batch(
                 (item, EvaluationOutcome(throttled_verdict(), [], _ms_since(started), retry_after_s=limited), None)
             )
             continue
-        outcome, result = _run(organization, item, config, started)
+        in_shadow = shadow.shadow_wanted(source=EvaluationSource.BATCH, store=True, config=config)
+        outcome, result = _run(organization, item, config, started, timings=in_shadow)
+        if in_shadow:
+            outcome.shadow = shadow.shadow_score(result=result, config=config, text=item.text)
         pending.append((item, outcome, result))
     with transaction.atomic():
         for item, outcome, result in pending:
@@ -293,6 +303,8 @@ def _store(
         }
     if result is not None and len(result.candidates) > 1:
         context["decoded_views"] = [c.view for c in result.candidates[1:]]
+    if outcome.shadow is not None:
+        context["shadow"] = {"active_classifier_ms": outcome.shadow.active_classifier_ms}
     evaluation = Evaluation(
         organization=organization,
         direction=request.direction,
@@ -319,6 +331,11 @@ def _store(
         request_id=request_id[:64],
         detector_version=outcome.detector_version,
     )
+    if outcome.shadow is not None:
+        evaluation.shadow_version = outcome.shadow.version
+        evaluation.shadow_decision = outcome.shadow.decision
+        evaluation.shadow_score = outcome.shadow.score
+        evaluation.shadow_latency_ms = outcome.shadow.latency_ms
     if not evaluation.text_hash:
         evaluation.text_hash = text_hash(normalize(request.text).text)
     with transaction.atomic():
@@ -348,7 +365,8 @@ def _record_metrics(organization: Organization, outcome: EvaluationOutcome) -> N
 
 
 def threat_pattern_record(*, organization: Organization, evaluation: Evaluation) -> ThreatPattern:
-    """Count a blocked attack in the cross-organization pattern of its normalized text's hash (no text stored)."""
+    """Count a blocked attack in the cross-organization pattern of its normalized text's hash (no text stored; the
+    MinHash signature stored with a new pattern lets `promptbank.nearest` find it by similarity)."""
     now = evaluation.created_at or timezone.now()
     pattern_hash = evaluation.text_hash
     # Common case: the pattern is known. Three statements, no savepoint; every path locks the pattern row before the
@@ -359,6 +377,9 @@ def threat_pattern_record(*, organization: Organization, evaluation: Evaluation)
             detection_count=F("detection_count") + 1, last_seen=now
         ):
             pattern = ThreatPattern.objects.get(pattern_hash=pattern_hash)
+            if not pattern.signature:  # a pattern recorded before signatures existed: fill it in once
+                pattern.signature = text_signature(evaluation.text)
+                ThreatPattern.objects.filter(pk=pattern.pk).update(signature=pattern.signature)
             seen_before = ThreatPatternSighting.objects.filter(organization=organization, pattern=pattern).update(
                 count=F("count") + 1, last_seen=now, last_evaluation=evaluation
             )
@@ -376,7 +397,9 @@ def threat_pattern_record(*, organization: Organization, evaluation: Evaluation)
                 )
                 pattern.organizations_affected += 1
             return pattern
-    # A new pattern: create it (another process may race us to it, hence the savepoint and the retries).
+    # A new pattern: create it (another process may race us to it, hence the savepoint and the retries), with the
+    # MinHash signature of its text (not the text) for the bank's nearest-attack search.
+    signature = text_signature(evaluation.text)
     for _attempt in range(3):
         try:
             with transaction.atomic():
@@ -387,6 +410,7 @@ def threat_pattern_record(*, organization: Organization, evaluation: Evaluation)
                         "severity": evaluation.severity,
                         "first_seen": now,
                         "last_seen": now,
+                        "signature": signature,
                     },
                 )
                 sighting, new_org = ThreatPatternSighting.objects.select_for_update().get_or_create(
@@ -407,15 +431,80 @@ def threat_pattern_record(*, organization: Organization, evaluation: Evaluation)
     raise RuntimeError("could not record the threat pattern after 3 attempts")
 
 
-# --- feedback -----------------------------------------------------------------------------------------------------
+PROMOTED_SOURCE = "threat_intel"
+PROMOTED_AUDIT_ACTION = "threat_pattern.promoted"
 
-_BANK_CATEGORY = {
-    ThreatType.PROMPT_INJECTION: "prompt_injection",
-    ThreatType.JAILBREAK: "jailbreak",
-    ThreatType.DATA_EXTRACTION: "data_extraction",
-    ThreatType.SYSTEM_PROMPT_LEAK: "system_prompt_leak",
-    ThreatType.ENCODING_OBFUSCATION: "encoding_obfuscation",
-}
+
+def _redacted(text: str) -> str:
+    from firewall.engine.sensitive import find_pii, find_secrets, redact
+
+    return redact(text, [*find_secrets(text), *find_pii(text)])
+
+
+def threat_pattern_sample(*, pattern: ThreatPattern) -> str:
+    """The latest blocked text behind a pattern, with secrets and personal data redacted, for a curator deciding
+    whether to promote it ("" when no evaluation with its hash is left). Reads across organizations: staff only."""
+    text = (
+        Evaluation.objects.filter(text_hash=pattern.pattern_hash)
+        .order_by("-created_at")
+        .values_list("text", flat=True)
+        .first()
+    )
+    return _redacted(text) if text else ""
+
+
+@transaction.atomic
+def threat_pattern_promote(
+    *, pattern: ThreatPattern, text: str, category: str, severity: str, actor: User | None
+) -> ThreatPattern:
+    """Make a pattern a global bank prompt (`source="threat_intel"`) through the bank's pipeline, from the text a
+    curator reviewed. The text is redacted once more here, so no secret or personal data of the tenant that sent it
+    reaches the shared bank even if it was pasted back. Audited on the global chain; a learning event records it."""
+    from promptbank import services as bank
+    from promptbank.choices import LearningEventType
+
+    pattern = ThreatPattern.objects.select_for_update().get(pk=pattern.pk)
+    if pattern.promoted_prompt_id is not None:
+        raise Conflict("This pattern was already promoted into the global bank.")
+    created = bank.prompt_create(
+        organization=None,
+        text=_redacted(text or ""),
+        label="attack",
+        category=category,
+        severity=severity,
+        tags=["threat-intel"],
+        source=PROMOTED_SOURCE,
+        source_ref=f"threat_pattern:{pattern.pattern_hash}",
+        author=actor,
+    )
+    prompt = created.prompt
+    pattern.promoted_prompt = prompt
+    pattern.save(update_fields=["promoted_prompt"])
+    audit_log_write(
+        organization=None,
+        action=PROMOTED_AUDIT_ACTION,
+        actor=actor,
+        target=pattern,
+        target_label=f"threat pattern {pattern.pattern_hash[:16]}",
+        data={"prompt": str(prompt.pk), "status": created.status, "category": prompt.category},
+    )
+    bank.learning_event_record(
+        organization=None,
+        event_type=LearningEventType.PROMPT_CREATED,
+        source=pattern,
+        action="threat pattern promoted into the global bank",
+        result={
+            "prompt_id": str(prompt.pk),
+            "status": created.status,
+            "detection_count": pattern.detection_count,
+            "organizations_affected": pattern.organizations_affected,
+        },
+        prompt=prompt,
+    )
+    return pattern
+
+
+# --- feedback -----------------------------------------------------------------------------------------------------
 
 
 def feedback_record(
@@ -426,9 +515,12 @@ def feedback_record(
     actor: User | None = None,
     api_key: ApiKey | None = None,
 ) -> Evaluation:
-    """Record an analyst's or integration's verdict on an evaluation, and send the text to the prompt bank's review
-    queue as a `source="firewall"` submission: a false positive as benign, a false negative as an attack, a
-    confirmed decision as what it was. The learning loop picks it up from there."""
+    """Record an analyst's or integration's verdict on an evaluation, and send the text to the prompt bank as a
+    `source="firewall"` submission (`firewall.learning.feedback_to_bank`): a false negative (or a confirmed block) is
+    clustered with the organization's pending attack candidates, a text already in the bank is only counted; a false
+    positive (or a confirmed allow) becomes a benign submission, accepted at once when the organization's learning
+    policy says so."""
+    from firewall.learning import feedback_to_bank
     from promptbank import services as bank
     from promptbank.choices import LearningEventType
 
@@ -444,40 +536,31 @@ def feedback_record(
             "A throttled call was not evaluated, so there is no decision to give feedback on.",
             fields={"feedback": ["Throttled evaluations take no feedback."]},
         )
-    blocked = evaluation.policy_decision in (Decision.BLOCKED, Decision.SANITIZED)
-    attack = kind == Feedback.FALSE_NEGATIVE or (kind == Feedback.CORRECT and blocked)
     with transaction.atomic():
-        submission = bank.submission_create(
-            organization=evaluation.organization,
-            text=evaluation.text,
-            label="attack" if attack else "benign",
-            category=_BANK_CATEGORY.get(evaluation.threat_type, "") if attack else "benign",
-            source="firewall",
-            source_ref=f"evaluation:{evaluation.pk}",
-            notes=note,
-            metadata={
-                "evaluation_id": str(evaluation.pk),
-                "feedback": kind,
-                "decision": evaluation.policy_decision,
-                "threat_type": evaluation.threat_type,
-                "confidence": evaluation.confidence,
-            },
-            submitter=actor,
-            submitter_key=api_key,
-        )
+        outcome = feedback_to_bank(evaluation=evaluation, kind=kind, note=note, actor=actor, api_key=api_key)
+        submission = outcome.submission
         evaluation.feedback = kind
         evaluation.feedback_note = note
         evaluation.feedback_at = timezone.now()
         evaluation.feedback_by = actor
-        # The bank submission it went to (a pending one with the same text counts it again), for links and the API.
-        evaluation.context = {**(evaluation.context or {}), "feedback_submission_id": str(submission.pk)}
+        # The bank submission it went to (a pending one with the same text counts it again), for links and the API;
+        # none when the text is already in the bank.
+        evaluation.context = {
+            **(evaluation.context or {}),
+            "feedback_submission_id": str(submission.pk) if submission is not None else None,
+        }
         evaluation.save(update_fields=["feedback", "feedback_note", "feedback_at", "feedback_by", "context"])
         bank.learning_event_record(
             organization=evaluation.organization,
             event_type=LearningEventType.FEEDBACK_RECORDED,
             source=evaluation,
-            action=f"{kind} feedback → bank submission",
-            result={"submission_id": str(submission.pk), "label": "attack" if attack else "benign"},
+            action=f"{kind} feedback → bank submission" if submission is not None else f"{kind} feedback (in bank)",
+            result={
+                "submission_id": str(submission.pk) if submission is not None else None,
+                "label": outcome.label,
+                "auto_accepted": outcome.accepted,
+                **outcome.counts,
+            },
         )
     return evaluation
 

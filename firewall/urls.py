@@ -14,4 +14,5 @@ urlpatterns = [
     path("policy/", views.PolicyView.as_view(), name="policy"),
     path("emergency-stop/", views.EmergencyStopView.as_view(), name="emergency_stop"),
     path("threat-patterns/", views.ThreatPatternsView.as_view(), name="threat_patterns"),
+    path("shadow/", views.ShadowView.as_view(), name="shadow"),
 ]

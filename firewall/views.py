@@ -16,11 +16,13 @@ import json
 from itertools import pairwise
 from typing import Any
 
+from django import forms
 from django.contrib import messages
+from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db.models import Count, QuerySet
 from django.db.models.functions import Substr
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import redirect
 from django.urls import reverse
 from django.utils.html import escape, format_html
@@ -29,7 +31,7 @@ from django.views.generic import DetailView, TemplateView
 
 from accounts.choices import AuditAction, Role
 from accounts.models import AuditLog
-from evalence.errors import ApplicationError
+from evalence.errors import ApplicationError, Conflict
 from evalence.http import client_ip
 from evalence.logging import get_request_id
 from evalence.views import OrgPageMixin, TenantObjectMixin
@@ -478,3 +480,100 @@ class ThreatPatternsView(FirewallPageMixin, OrgPageMixin, TemplateView):
         context["page_obj"] = Paginator(patterns, PAGE_SIZE).get_page(self.request.GET.get("page"))
         context["evaluations_url"] = reverse("firewall:index")
         return context
+
+
+# --- shadow mode --------------------------------------------------------------------------------------------------
+
+
+class ShadowPromoteForm(forms.Form):
+    force = forms.BooleanField(
+        required=False, label="Promote even if the gate refuses", help_text="A forced promotion needs a reason."
+    )
+    reason = forms.CharField(required=False, max_length=500, widget=forms.Textarea(attrs={"rows": 2}))
+
+
+class ShadowView(FirewallPageMixin, OrgPageMixin, TemplateView):
+    """How the classifier version in shadow would have decided this organization's own live traffic, beside what the
+    active one decided: agreements, disagreements with examples, the agreement rate and latencies
+    (`shadow.shadow_comparison`). Analysts and admins read it. Promoting or stopping the shadow version changes the
+    classifier of every organization, so the buttons are for admins who are also platform operators (superusers);
+    both are audited (`shadow.shadow_promote`, `shadow.shadow_stop`)."""
+
+    template_name = "firewall/shadow.html"
+    tab = "shadow"
+    min_role = Role.ANALYST
+    write_role = Role.ADMIN
+    default_range = "7d"
+
+    def can_operate(self) -> bool:
+        return self.membership.has_role(Role.ADMIN) and self.request.user.is_superuser
+
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
+        from firewall import shadow
+        from firewall.choices import DetectorStatus
+        from firewall.models import DetectorVersion
+
+        context = super().get_context_data(**kwargs)
+        params = self.request.GET.copy()
+        params.setdefault("range", self.default_range)
+        ranges = TimeRangeForm(params)
+        comparison = shadow.shadow_comparison(
+            organization=self.organization, since=ranges.since(), version=params.get("version", "")
+        )
+        versions = DetectorVersion.objects.filter(status__in=[DetectorStatus.SHADOW, DetectorStatus.ACTIVE]).defer(
+            "artifact"
+        )
+        by_status = {v.status: v for v in versions}
+        context.update(
+            range_form=ranges,
+            comparison=comparison,
+            shadow_version=by_status.get(DetectorStatus.SHADOW),
+            active_version=by_status.get(DetectorStatus.ACTIVE),
+            can_operate=self.can_operate(),
+            agreement_pct=None if comparison.agreement_rate is None else round(100 * comparison.agreement_rate, 1),
+            example_groups=[
+                (kind, title, comparison.examples.get(kind, []))
+                for kind, title in (
+                    ("active_blocked", "Active blocked, shadow would have let through"),
+                    ("shadow_blocked", "Shadow would have blocked, active let through"),
+                    ("other", "Other disagreements (sanitized, for instance)"),
+                )
+            ],
+        )
+        if context["can_operate"] and context["shadow_version"] is not None:
+            context["promote_form"] = kwargs.get("promote_form") or ShadowPromoteForm()
+        return context
+
+    def post(self, request: HttpRequest) -> HttpResponse:
+        from firewall import shadow
+
+        if not self.can_operate():
+            raise PermissionDenied("Promoting or stopping the shadow classifier needs a platform operator.")
+        action = request.POST.get("action")
+        if action == "stop":
+            try:
+                version = shadow.shadow_stop(actor=request.user, ip=client_ip(request))
+            except ApplicationError as exc:
+                messages.error(request, exc.message)
+            else:
+                messages.success(request, f"Classifier v{version.version} left shadow; it is a candidate again.")
+            return redirect("firewall:shadow")
+        if action != "promote":
+            return HttpResponseBadRequest("action must be promote or stop")
+        form = ShadowPromoteForm(request.POST)
+        if form.is_valid():
+            try:
+                version = shadow.shadow_promote(
+                    actor=request.user,
+                    organization=self.organization,
+                    force=form.cleaned_data["force"],
+                    reason=form.cleaned_data["reason"],
+                    ip=client_ip(request),
+                )
+            except ApplicationError as exc:
+                service_error(form, exc)
+                status = 409 if isinstance(exc, Conflict) else 400
+                return self.render_to_response(self.get_context_data(promote_form=form), status=status)
+            messages.success(request, f"Classifier v{version.version} is now active. {version.reason}")
+            return redirect("firewall:shadow")
+        return self.render_to_response(self.get_context_data(promote_form=form), status=400)

@@ -239,3 +239,49 @@ class ReleaseCompareForm(forms.Form):
         if older and newer and older.pk == newer.pk:
             self.add_error("newer", "Choose two different releases.")
         return cleaned
+
+
+class LearningPolicyForm(forms.Form):
+    """The organization's learning policy (admins). `changes()` gives the service every field; it audits what moved."""
+
+    auto_accept_findings = forms.BooleanField(
+        required=False,
+        label="Accept red-team findings at once",
+        help_text="A successful attack from a test session enters the bank without a curator's review.",
+    )
+    auto_accept_false_positives = forms.BooleanField(
+        required=False,
+        label="Accept false-positive reports at once",
+        help_text="A text reported as wrongly blocked enters the bank as a benign prompt without review.",
+    )
+    harvest_blocked = forms.BooleanField(
+        required=False,
+        label="Harvest blocked inputs",
+        help_text="High-confidence blocked inputs become candidate prompts, near duplicates counted as one.",
+    )
+    harvest_min_confidence = forms.FloatField(
+        min_value=0.0,
+        max_value=1.0,
+        label="Minimum confidence to harvest",
+        help_text="From 0 to 1; only blocked inputs at or above it are harvested.",
+    )
+
+    def __init__(self, *args: Any, policy: Any = None, **kwargs: Any) -> None:
+        if policy is not None and not args and "data" not in kwargs:
+            kwargs["initial"] = {name: getattr(policy, name) for name in self.base_fields}
+        super().__init__(*args, **kwargs)
+
+    def changes(self) -> dict[str, Any]:
+        return dict(self.cleaned_data)
+
+
+class NearestForm(forms.Form):
+    """A text to compare with the bank and the threat patterns (the search checks it again: `nearest.check_query`)."""
+
+    text = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 5, "placeholder": "Paste a prompt or an input your firewall saw…"}),
+        max_length=20_000,
+        strip=False,
+        label="Text",
+    )
+    limit = forms.IntegerField(min_value=1, max_value=50, initial=10, label="Results")

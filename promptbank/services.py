@@ -44,7 +44,7 @@ from promptbank.models import (
 )
 from promptbank.pipeline.validate import MAX_TEXT_CHARS
 from promptbank.selectors import release_prompt_versions, scope_q
-from promptbank.signals import prompts_changed
+from promptbank.signals import prompts_changed, release_created
 
 logger = logging.getLogger("evalence.promptbank")
 
@@ -421,6 +421,9 @@ def submission_accept(*, submission: Submission, reviewer: User | None, reason: 
     submission.reason = reason
     submission.prompt = created.prompt
     submission.save(update_fields=["status", "reviewer", "reviewed_at", "reason", "prompt"])
+    if not created.created:
+        # An existing prompt (often a shared one) now protects this organization too: its indexes must hear of it.
+        _changed(submission.organization, [created.prompt.pk], "submission_accepted")
     learning_event_record(
         organization=submission.organization,
         event_type=LearningEventType.SUBMISSION_ACCEPTED,
@@ -528,6 +531,10 @@ def release_create(
     )
     if activate:
         release = release_activate(release=release, actor=actor)
+    created = release
+    # After commit, so a listener (the testing app's firewall regression) finds the release and its entries; robust,
+    # so a failing listener never turns a committed release into an error for the caller.
+    transaction.on_commit(lambda: release_created.send(sender=BankRelease, release=created), robust=True)
     return release
 
 
@@ -600,6 +607,35 @@ def release_compare(older: BankRelease, newer: BankRelease) -> ReleaseDiff:
         if prompt_id not in after:
             diff.removed.append({"prompt_id": str(prompt_id), "version": version, "text": text})
     return diff
+
+
+@transaction.atomic
+def release_metrics_record(*, release: BankRelease, key: str, figures: dict[str, Any]) -> BankRelease:
+    """Store `figures` as `release.metrics[key]` (other keys untouched, under a row lock so two writers never lose
+    each other's keys) and write a `regression.recorded` learning event. Other apps (the testing app's firewall
+    regression) record what they measured on a release through this, never by saving the row themselves."""
+    key = (key or "").strip()
+    if not key:
+        raise ValidationFailed("A metrics key is required.", fields={"key": ["Required."]})
+    if not isinstance(figures, dict):
+        raise ValidationFailed("Figures must be a JSON object.", fields={"figures": ["Expected an object."]})
+    locked = BankRelease.objects.select_for_update().get(pk=release.pk)
+    locked.metrics = {**(locked.metrics or {}), key: figures}
+    locked.save(update_fields=["metrics"])
+    headline = {
+        name: figures[name]
+        for name in ("status", "session_id", "detection_rate", "false_positive_rate")
+        if name in figures
+    }
+    learning_event_record(
+        organization=locked.organization,
+        event_type=LearningEventType.REGRESSION_RECORDED,
+        source=locked,
+        action=f"{key} {figures.get('status', 'recorded')} for v{locked.version}",
+        result={"key": key, "version": locked.version, **headline},
+    )
+    release.metrics = locked.metrics
+    return locked
 
 
 # --- statistics ---------------------------------------------------------------------------------------------------

@@ -24,4 +24,6 @@ urlpatterns = [
     path("releases/<uuid:pk>/", views.ReleaseDetailView.as_view(), name="release_detail"),
     path("releases/<uuid:pk>/activate/", views.ReleaseActivateView.as_view(), name="release_activate"),
     path("releases/<uuid:pk>/export/", views.ReleaseExportView.as_view(), name="release_export"),
+    path("nearest/", views.NearestView.as_view(), name="nearest"),
+    path("learning-policy/", views.LearningPolicyView.as_view(), name="learning_policy"),
 ]

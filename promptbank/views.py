@@ -30,15 +30,19 @@ from django.views import View
 from django.views.generic import DetailView, TemplateView
 from django.views.generic.detail import SingleObjectMixin
 
-from accounts.choices import Role
+from accounts.choices import AuditAction, Role
 from accounts.forms import add_service_error
+from accounts.models import AuditLog
 from evalence.errors import ApplicationError, ValidationFailed
+from evalence.http import client_ip
 from evalence.views import ObjectActionView, OrgPageMixin, TenantObjectMixin
-from promptbank import selectors, services
+from promptbank import learning, nearest, selectors, services
 from promptbank.choices import Category, IngestionSource, SubmissionStatus
 from promptbank.exports import export_lines
 from promptbank.forms import (
     ImportForm,
+    LearningPolicyForm,
+    NearestForm,
     PromptCreateForm,
     PromptEditForm,
     ReleaseCompareForm,
@@ -575,6 +579,9 @@ class ReleasesView(BankPageMixin, OrgPageMixin, TemplateView):
         active = next((release for release in own if release.is_active), None)
         for release in own:
             release.is_rollback = active is not None and _semver(release) < _semver(active)
+        regressions = selectors.release_regressions(releases)
+        for release in releases:
+            release.regression = _regression_display(regressions.get(release.pk))
         context.update(
             own_releases=own,
             global_releases=[release for release in releases if release.organization_id is None],
@@ -605,6 +612,54 @@ class ReleasesView(BankPageMixin, OrgPageMixin, TemplateView):
 
 def _semver(release: BankRelease) -> tuple[int, int, int]:
     return (release.major, release.minor, release.patch)
+
+
+def _percent(rate: Any) -> str:
+    return f"{rate * 100:.1f}%" if isinstance(rate, int | float) else "—"
+
+
+def _movement(delta: float | None, *, higher_is_better: bool) -> dict[str, Any] | None:
+    """A change between two releases as an arrow and percentage points, and whether it is good news."""
+    if delta is None:
+        return None
+    arrow = "▲" if delta > 0 else "▼" if delta < 0 else "="
+    return {
+        "text": f"{arrow} {delta * 100:+.1f} pp",
+        "better": delta != 0 and (delta > 0) == higher_is_better,
+        "worse": delta != 0 and (delta > 0) != higher_is_better,
+    }
+
+
+def _regression_display(row: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A release's firewall regression (`selectors.release_regressions`) as the releases page shows it."""
+    if row is None:
+        return None
+    labels = dict(Category.choices)
+    return {
+        "status": row.get("status", ""),
+        "error": row.get("error", ""),
+        "engine": row.get("engine", ""),
+        "session_id": row.get("session_id"),
+        "detector_version": row.get("detector_version"),
+        "previous_version": row.get("previous_version"),
+        "attacks": row.get("attacks") or {},
+        "benign": row.get("benign") or {},
+        "sampled": bool(row.get("benign_sampled") or row.get("attacks_sampled")),
+        "detection": _percent(row.get("detection_rate")),
+        "detection_change": _movement(row.get("detection_delta"), higher_is_better=True),
+        "fpr": _percent(row.get("false_positive_rate")),
+        "fpr_change": _movement(row.get("fpr_delta"), higher_is_better=False),
+        "categories": [
+            {
+                "label": labels.get(block["category"], block["category"]),
+                "rate": _percent(block.get("detection_rate")),
+                "blocked": block.get("blocked", 0),
+                "scored": block.get("scored", 0),
+                "change": _movement(block.get("delta"), higher_is_better=True),
+            }
+            for block in row.get("categories", [])
+        ],
+    }
 
 
 class ReleaseDetailView(BankPageMixin, TenantObjectMixin, DetailView):
@@ -720,3 +775,86 @@ def _diff_rows(rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], int]:
             row["text_diff"] = render_diff(old_text[:DIFF_MAX_CHARS], new_text[:DIFF_MAX_CHARS])
         shaped.append(row)
     return shaped, len(rows)
+
+
+# --- learning policy ----------------------------------------------------------------------------------------------
+
+LEARNING_AUDIT_SHOWN = 20
+
+
+class LearningPolicyView(BankPageMixin, OrgPageMixin, TemplateView):
+    """How much of the learning loop runs by itself: every member reads it, admins change it (audited); the recent
+    changes from the audit log are listed beside it."""
+
+    template_name = "promptbank/learning_policy.html"
+    tab = "learning"
+    write_role = Role.ADMIN
+
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
+        context = super().get_context_data(**kwargs)
+        policy = learning.learning_policy_for(self.organization)
+        changes = (
+            AuditLog.objects.for_org(self.organization)
+            .filter(action=AuditAction.POLICY_CHANGED, target_type=policy._meta.label)
+            .select_related("actor")
+            .order_by("-created_at", "-sequence")[:LEARNING_AUDIT_SHOWN]
+        )
+        context.update(
+            policy=policy,
+            audit_rows=[
+                {
+                    "entry": entry,
+                    "changes": [
+                        (name.replace("_", " "), _display(change.get("from")), _display(change.get("to")))
+                        for name, change in sorted(((entry.data or {}).get("changes") or {}).items())
+                        if isinstance(change, dict)
+                    ],
+                }
+                for entry in changes
+            ],
+        )
+        if context["can_release"]:  # admins
+            context["form"] = kwargs.get("form") or LearningPolicyForm(policy=policy)
+        return context
+
+    def post(self, request: HttpRequest) -> HttpResponse:
+        form = LearningPolicyForm(request.POST)
+        if form.is_valid():
+            try:
+                learning.learning_policy_update(
+                    organization=self.organization, changes=form.changes(), actor=request.user, ip=client_ip(request)
+                )
+            except ApplicationError as exc:
+                form_error(form, exc)
+            else:
+                messages.success(request, "Learning policy saved.")
+                return redirect("promptbank:learning_policy")
+        return self.render_to_response(self.get_context_data(form=form), status=400)
+
+
+# --- nearest known attacks ----------------------------------------------------------------------------------------
+
+
+class NearestView(BankPageMixin, OrgPageMixin, TemplateView):
+    """Paste a text, see the bank prompts (global and own) and threat patterns nearest to it. Every member may
+    search: the POST only reads (the text stays out of the URL and the access log)."""
+
+    template_name = "promptbank/nearest.html"
+    tab = "nearest"
+    write_role = Role.VIEWER
+
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
+        context = super().get_context_data(**kwargs)
+        context.setdefault("form", NearestForm(initial={"limit": nearest.DEFAULT_LIMIT}))
+        return context
+
+    def post(self, request: HttpRequest) -> HttpResponse:
+        form = NearestForm(request.POST)
+        results = None
+        if form.is_valid():
+            try:
+                results = nearest.nearest_attacks(organization=self.organization, **form.cleaned_data)
+            except ApplicationError as exc:
+                form_error(form, exc)
+        context = self.get_context_data(form=form, results=results, searched=results is not None)
+        return self.render_to_response(context, status=200 if results is not None else 400)

@@ -585,7 +585,11 @@ def result_override(*, result: TestResult, actor: User | None, verdict: str, rea
 
 
 def finding_submit(*, result: TestResult, actor: User | None = None) -> Any:
-    """Offer a successful attack to the learning loop: a bank submission with `source="testing"`."""
+    """Offer a successful attack to the learning loop: a bank submission with `source="testing"`, accepted into the
+    organization's bank at once when its learning policy accepts red-team findings (the firewall's similarity index
+    then includes it as soon as the transaction commits; the classifier at its next retrain)."""
+    from promptbank.learning import submission_accept_if_opted_in
+
     if result.kind != ResultKind.ATTACK or result.verdict != Verdict.SUCCEEDED:
         raise ValidationError("Only a successful attack becomes a finding.")
     if result.submission_id:
@@ -619,6 +623,7 @@ def finding_submit(*, result: TestResult, actor: User | None = None) -> Any:
             result={"submission": str(submission.pk), "session": str(result.session_id), "category": result.category},
             prompt=result.prompt,
         )
+        submission_accept_if_opted_in(submission=submission, switch="auto_accept_findings")
     result.submission = submission
     return submission
 
@@ -629,7 +634,7 @@ def session_finalize(session: TestSession) -> None:
     from django.db.models import Count, Q
 
     from promptbank.services import stats_record_many
-    from testing import stats
+    from testing import regression, stats
 
     with transaction.atomic():
         session.summary = stats.session_summary(session)
@@ -646,7 +651,12 @@ def session_finalize(session: TestSession) -> None:
                 organization=session.organization,
                 test_runs={row["prompt"]: (row["runs"], row["successes"]) for row in per_prompt},
             )
-    if settings.TESTING_SUBMIT_FINDINGS and session.status == SessionStatus.COMPLETED:
+    # A release's firewall regression runs bank prompts: a miss is a figure on the release, not a new submission.
+    if (
+        settings.TESTING_SUBMIT_FINDINGS
+        and session.status == SessionStatus.COMPLETED
+        and not regression.is_release_regression(session)
+    ):
         findings = TestResult.objects.filter(
             session=session, kind=ResultKind.ATTACK, verdict=Verdict.SUCCEEDED, submission__isnull=True
         ).select_related("session", "organization")
@@ -655,6 +665,7 @@ def session_finalize(session: TestSession) -> None:
                 finding_submit(result=result)
             except ValidationError as exc:  # e.g. text the bank refuses; the finding stays in the session
                 logger.info("finding %s not submitted: %s", result.pk, exc)
+    regression.session_finished(session)
 
 
 __all__ = [

@@ -413,7 +413,10 @@ def training_bank() -> None:
 
 
 @needs_detectors
-def test_training_a_new_version_now_and_rolling_back_with_activate(root: Any, training_bank: None) -> None:
+def test_training_a_new_version_now_and_rolling_back_with_activate(
+    root: Any, training_bank: None, settings: Any
+) -> None:
+    settings.JOBS_BACKEND = "thread"  # trained in the request; with Redis it is queued (firewall/tests/test_retrain.py)
     client = client_for(root)
 
     first = client.post(reverse("admin:firewall_detectorversion_train"), follow=True)
@@ -435,7 +438,8 @@ def test_training_a_new_version_now_and_rolling_back_with_activate(root: Any, tr
 
 
 @needs_detectors
-def test_training_with_too_small_a_bank_says_why(root: Any) -> None:
+def test_training_with_too_small_a_bank_says_why(root: Any, settings: Any) -> None:
+    settings.JOBS_BACKEND = "thread"  # trained in the request; with Redis it is queued (firewall/tests/test_retrain.py)
     response = client_for(root).post(reverse("admin:firewall_detectorversion_train"), follow=True)
 
     assert any("training needs at least" in m for m in messages_of(response))

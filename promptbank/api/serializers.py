@@ -14,7 +14,16 @@ from rest_framework import serializers
 
 from accounts.models import Organization
 from promptbank.choices import Category, IngestionFormat, Label, Mutator, ReleaseBump, Severity
-from promptbank.models import BankRelease, IngestionRun, LearningEvent, Prompt, PromptStats, PromptVersion, Submission
+from promptbank.models import (
+    BankRelease,
+    IngestionRun,
+    LearningEvent,
+    LearningPolicy,
+    Prompt,
+    PromptStats,
+    PromptVersion,
+    Submission,
+)
 
 SHORT_TEXT_CHARS = 120
 # A detail answer lists at most this many variants and near duplicates; `?variant_of=<id>` lists them all.
@@ -458,3 +467,63 @@ class LearningEventSerializer(serializers.ModelSerializer):
         model = LearningEvent
         fields = ["id", "type", "source_type", "source_id", "action", "result", "prompt", "created_at"]
         read_only_fields = fields
+
+
+# --- nearest known attacks ----------------------------------------------------------------------------------------
+
+
+class NearestQuerySerializer(serializers.Serializer):
+    """A text to compare with the bank and the threat patterns (`promptbank.nearest.check_query` has the rules)."""
+
+    text = serializers.CharField(trim_whitespace=False, help_text="Up to 20,000 characters.")
+    limit = serializers.IntegerField(required=False, default=10, min_value=1, max_value=50)
+
+    def to_internal_value(self, data: Any) -> Any:
+        if isinstance(data, dict) and "text" in data and not isinstance(data["text"], str):
+            raise serializers.ValidationError({"text": ["Must be a string."]})
+        return super().to_internal_value(data)
+
+
+class NearestMatchSerializer(serializers.Serializer):
+    """A prompt (`category`, `text`) or a threat pattern (`threat_type`, `pattern_hash` and counts; never text)."""
+
+    kind = serializers.ChoiceField(choices=["prompt", "pattern"])
+    id = serializers.CharField()
+    score = serializers.FloatField(
+        help_text="Similarity from 0 to 1 (exact for prompts, a MinHash estimate for patterns)."
+    )
+    category = serializers.CharField(required=False)
+    text = serializers.CharField(required=False)
+    threat_type = serializers.CharField(required=False)
+    pattern_hash = serializers.CharField(required=False)
+    detection_count = serializers.IntegerField(required=False)
+    organizations_affected = serializers.IntegerField(required=False)
+    first_seen = serializers.DateTimeField(required=False)
+    last_seen = serializers.DateTimeField(required=False)
+
+
+class NearestResultSerializer(serializers.Serializer):
+    results = NearestMatchSerializer(many=True)
+
+
+class LearningPolicySerializer(serializers.ModelSerializer):
+    class Meta:
+        model = LearningPolicy
+        fields = [
+            "auto_accept_findings",
+            "auto_accept_false_positives",
+            "harvest_blocked",
+            "harvest_min_confidence",
+            "harvested_until",
+            "updated_at",
+        ]
+        read_only_fields = fields
+
+
+class LearningPolicyUpdateSerializer(serializers.Serializer):
+    """For the schema only: the view hands the raw JSON to the service, which type-checks without coercing."""
+
+    auto_accept_findings = serializers.BooleanField(required=False)
+    auto_accept_false_positives = serializers.BooleanField(required=False)
+    harvest_blocked = serializers.BooleanField(required=False)
+    harvest_min_confidence = serializers.FloatField(required=False, min_value=0.0, max_value=1.0)

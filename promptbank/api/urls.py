@@ -1,4 +1,4 @@
-from django.urls import path
+from django.urls import path, re_path
 
 from evalence.api.routers import Router
 from promptbank.api import views
@@ -12,5 +12,7 @@ router.register("learning-events", views.LearningEventViewSet, basename="learnin
 
 urlpatterns = [
     path("export/", views.ExportView.as_view(), name="export"),
+    re_path(r"^learning-policy/?$", views.LearningPolicyView.as_view(), name="learning-policy"),
+    re_path(r"^nearest/?$", views.NearestView.as_view(), name="nearest"),  # a POST must not be redirected to a slash
     *router.urls,
 ]

@@ -35,8 +35,9 @@ from accounts.choices import Role, Scope
 from accounts.models import ApiKey, User
 from evalence.api.parsers import StrictJSONParser
 from evalence.api.views import TenantAPIView, TenantModelViewSet, TenantReadOnlyViewSet
-from evalence.errors import Conflict, Forbidden, NotFound
-from promptbank import exports, imports, services
+from evalence.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from evalence.http import client_ip
+from promptbank import exports, imports, learning, nearest, services
 from promptbank.api import serializers as s
 from promptbank.choices import IngestionSource, LearningEventType
 from promptbank.filters import PromptFilter, SubmissionFilter
@@ -397,3 +398,60 @@ class LearningEventViewSet(TenantReadOnlyViewSet):
     serializer_class = s.LearningEventSerializer
     filterset_class = LearningEventFilter
     ordering_fields = ["created_at"]
+
+
+# --- nearest known attacks ----------------------------------------------------------------------------------------
+
+
+class NearestView(TenantAPIView):
+    """The bank prompts (global and own) and threat patterns nearest to a text, best first. A read: keys with
+    `read`, users from viewer up, though it is a POST (the text does not belong in a URL or a log line)."""
+
+    write_scope = Scope.READ
+    write_role = Role.VIEWER
+    parser_classes = [StrictJSONParser]
+    http_method_names = ["post", "options"]
+
+    @extend_schema(
+        summary="Nearest known attacks to a text (bank prompts and threat patterns)",
+        request=s.NearestQuerySerializer,
+        responses={
+            200: s.NearestResultSerializer,
+            400: OpenApiResponse(description="Invalid body: `error.fields` names each bad field"),
+        },
+    )
+    def post(self, request: Request) -> Response:
+        query = s.NearestQuerySerializer(data=request.data)
+        query.is_valid(raise_exception=True)
+        matches = nearest.nearest_attacks(organization=request.organization, **query.validated_data)
+        return Response({"results": [match.as_dict() for match in matches]})
+
+
+# --- learning policy ----------------------------------------------------------------------------------------------
+
+
+class LearningPolicyView(TenantAPIView):
+    """The organization's learning policy. Read: keys with `read`, viewers up. PATCH some of its switches: signed-in
+    admins only (audited; a wrong type or range answers 400 with `error.fields`)."""
+
+    read_role = Role.VIEWER
+    write_scope = None
+    write_role = Role.ADMIN
+    http_method_names = ["get", "patch", "options"]
+
+    @extend_schema(summary="The organization's learning policy", responses=s.LearningPolicySerializer)
+    def get(self, request: Request) -> Response:
+        return Response(s.LearningPolicySerializer(learning.learning_policy_for(request.organization)).data)
+
+    @extend_schema(
+        summary="Change the learning policy (admins only; audited)",
+        request=s.LearningPolicyUpdateSerializer,
+        responses={200: s.LearningPolicySerializer, 400: OpenApiResponse(description="`error.fields` names each")},
+    )
+    def patch(self, request: Request) -> Response:
+        if not isinstance(request.data, dict):
+            raise ValidationFailed("Send a JSON object of the fields to change.")
+        policy = learning.learning_policy_update(
+            organization=request.organization, changes=dict(request.data), actor=_actor(request), ip=client_ip(request)
+        )
+        return Response(s.LearningPolicySerializer(policy).data)

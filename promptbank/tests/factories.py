@@ -10,6 +10,7 @@ from promptbank.models import (
     BankRelease,
     IngestionRun,
     LearningEvent,
+    LearningPolicy,
     Prompt,
     PromptStats,
     PromptVersion,
@@ -123,3 +124,11 @@ class LearningEventFactory(factory.django.DjangoModelFactory):
     event_type = LearningEventType.PROMPTS_INGESTED
     source_type = "promptbank.IngestionRun"
     action = "imported 3 prompts"
+
+
+class LearningPolicyFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = LearningPolicy
+        django_get_or_create = ("organization",)
+
+    organization = factory.SubFactory(OrganizationFactory)
