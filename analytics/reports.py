@@ -515,7 +515,7 @@ def report_schedule_update(
         schedule.save()
         audit_log_write(
             organization=organization,
-            action=AuditAction.ORG_UPDATED,
+            action=AuditAction.REPORT_SCHEDULE_CHANGED,
             actor=actor,
             target=schedule,
             target_label="Report schedule",

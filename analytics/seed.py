@@ -1,5 +1,6 @@
 """`seed_demo` step for analytics: 30 days of generated history for the demo organization, so the dashboard looks
-like a month of real use (about 20,000 evaluations and 12 red-team sessions over three demo targets).
+like a month of real use (DEMO_HISTORY_EVALUATIONS evaluations, 20,000 by default, and 12 red-team sessions over
+three demo targets).
 
 It runs after the firewall and testing steps, whose real evaluations and sessions stay as they are: the generated
 rows sit beside them (marked as generated), and the rollups are rebuilt over both. Running again adds nothing once
@@ -10,13 +11,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from django.conf import settings
+
 from analytics.generate import history_generate, history_present, rollups_rebuild
 
 if TYPE_CHECKING:
     from accounts.management.commands.seed_demo import DemoContext
 
-DEMO_EVALUATIONS = 20_000
-DEMO_RESULTS = 3_600  # 12 sessions of 300 (3 targets, one session a week)
 DEMO_DAYS = 30
 DEMO_TARGETS = 3
 DEMO_SEED = 7
@@ -28,8 +29,8 @@ def run(demo: DemoContext) -> None:
         return
     summary = history_generate(
         organization=demo.organization,
-        evaluations=DEMO_EVALUATIONS,
-        results=DEMO_RESULTS,
+        evaluations=settings.DEMO_HISTORY_EVALUATIONS,
+        results=settings.DEMO_HISTORY_RESULTS,  # 12 sessions (3 targets, one session a week)
         days=DEMO_DAYS,
         seed=DEMO_SEED,
         targets=DEMO_TARGETS,

@@ -401,6 +401,9 @@ FIREWALL_SHADOW_EXAMPLES = env.int("FIREWALL_SHADOW_EXAMPLES", default=10)
 ANALYTICS_ROLLUP_INTERVAL_S = env.int("ANALYTICS_ROLLUP_INTERVAL_S", default=300)
 ANALYTICS_ROLLUP_GRACE_S = env.int("ANALYTICS_ROLLUP_GRACE_S", default=60)
 ANALYTICS_ROLLUP_CHUNK_HOURS = env.int("ANALYTICS_ROLLUP_CHUNK_HOURS", default=24)
+# seed_demo's generated history (analytics/seed.py): evaluations and red-team results over the last 30 days.
+DEMO_HISTORY_EVALUATIONS = env.int("DEMO_HISTORY_EVALUATIONS", default=20_000)
+DEMO_HISTORY_RESULTS = env.int("DEMO_HISTORY_RESULTS", default=3_600)
 
 # --- Testing (red-team sessions) ---
 # A running session's worker writes a heartbeat at least every TESTING_HEARTBEAT_S; one silent for

@@ -18,3 +18,7 @@ from evalence.settings import REST_FRAMEWORK
 JOBS_THREAD_EAGER = True
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 REST_FRAMEWORK = {**REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": {"principal": "100000/minute"}}
+# seed_demo's month of generated history, smaller: the tests that run seed_demo check its steps, not its volume
+# (the screenshots use the full size).
+DEMO_HISTORY_EVALUATIONS = 2_000
+DEMO_HISTORY_RESULTS = 600

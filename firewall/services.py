@@ -432,7 +432,7 @@ def threat_pattern_record(*, organization: Organization, evaluation: Evaluation)
 
 
 PROMOTED_SOURCE = "threat_intel"
-PROMOTED_AUDIT_ACTION = "threat_pattern.promoted"
+PROMOTED_AUDIT_ACTION = AuditAction.PATTERN_PROMOTED
 
 
 def _redacted(text: str) -> str:

@@ -30,6 +30,7 @@ from django.db import transaction
 from django.db.models import Count, F, Q
 from django.db.models.functions import Substr
 
+from accounts.choices import AuditAction
 from accounts.services import audit_log_write
 from evalence.errors import Conflict, ValidationFailed
 from firewall import detectors
@@ -44,9 +45,9 @@ if TYPE_CHECKING:
 
 SHADOW_SOURCES = frozenset({EvaluationSource.API, EvaluationSource.BATCH, EvaluationSource.PLAYGROUND})
 # Audit actions of the global chain (the classifier is everyone's).
-AUDIT_SHADOW_STARTED = "firewall.shadow_started"
-AUDIT_SHADOW_STOPPED = "firewall.shadow_stopped"
-AUDIT_DETECTOR_PROMOTED = "firewall.detector_promoted"
+AUDIT_SHADOW_STARTED = AuditAction.SHADOW_STARTED
+AUDIT_SHADOW_STOPPED = AuditAction.SHADOW_STOPPED
+AUDIT_DETECTOR_PROMOTED = AuditAction.DETECTOR_PROMOTED
 PREVIEW_CHARS = 140
 LATENCY_SAMPLE = 50_000  # most recent rows of the range the latency percentiles are computed over
 

@@ -105,7 +105,7 @@ def learning_policy_update(
     policy.save()
     audit_log_write(
         organization=organization,
-        action=AuditAction.POLICY_CHANGED,
+        action=AuditAction.LEARNING_POLICY_CHANGED,
         actor=actor,
         target=policy,
         target_label="learning policy",

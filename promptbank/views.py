@@ -795,7 +795,7 @@ class LearningPolicyView(BankPageMixin, OrgPageMixin, TemplateView):
         policy = learning.learning_policy_for(self.organization)
         changes = (
             AuditLog.objects.for_org(self.organization)
-            .filter(action=AuditAction.POLICY_CHANGED, target_type=policy._meta.label)
+            .filter(action=AuditAction.LEARNING_POLICY_CHANGED, target_type=policy._meta.label)
             .select_related("actor")
             .order_by("-created_at", "-sequence")[:LEARNING_AUDIT_SHOWN]
         )

@@ -406,7 +406,7 @@ def test_an_admin_sets_the_schedule_and_it_is_audited(alice: Any, org_a: Any, ch
     assert response.status_code == 302
     row = ReportSchedule.objects.get(organization=org_a)
     assert (row.enabled, row.frequency, row.recipients) == (True, "monthly", "sec@acme.test\nCISO@acme.test")
-    entry = AuditLog.objects.for_org(org_a).get(action=AuditAction.ORG_UPDATED)
+    entry = AuditLog.objects.for_org(org_a).get(action=AuditAction.REPORT_SCHEDULE_CHANGED)
     assert entry.actor == alice and entry.data["changes"]["frequency"] == {"from": "weekly", "to": "monthly"}
     # Another organization's admin sees its own (unset) schedule, not Acme's.
     other = signed_in(charlie).get(SCHEDULE).content.decode()
@@ -425,7 +425,7 @@ def test_bad_recipients_are_a_form_error(alice: Any, org_a: Any, recipients: str
     response = signed_in(alice).post(SCHEDULE, {"enabled": "on", "frequency": "weekly", "recipients": recipients})
     assert response.status_code == 400 and message in response.content.decode()
     assert not ReportSchedule.objects.filter(organization=org_a).exists()
-    assert not AuditLog.objects.for_org(org_a).filter(action=AuditAction.ORG_UPDATED).exists()
+    assert not AuditLog.objects.for_org(org_a).filter(action=AuditAction.REPORT_SCHEDULE_CHANGED).exists()
 
 
 def test_the_service_refuses_bad_input_whoever_calls_it(org_a: Any, alice: Any) -> None:
@@ -435,7 +435,7 @@ def test_the_service_refuses_bad_input_whoever_calls_it(org_a: Any, alice: Any) 
         organization=org_a, actor=alice, enabled=False, frequency="weekly", recipients=[]
     )
     assert saved.pk and not saved.enabled  # nothing changed from the defaults: saved, not audited
-    assert not AuditLog.objects.for_org(org_a).filter(action=AuditAction.ORG_UPDATED).exists()
+    assert not AuditLog.objects.for_org(org_a).filter(action=AuditAction.REPORT_SCHEDULE_CHANGED).exists()
 
 
 # --- the command --------------------------------------------------------------------------------------------------

@@ -51,14 +51,14 @@ def test_the_policy_starts_with_the_defaults_and_a_change_is_audited(org_a: Any,
     )
     policy.refresh_from_db()
     assert policy.auto_accept_findings and policy.harvest_min_confidence == 1.0
-    entry = AuditLog.objects.get(organization=org_a, action=AuditAction.POLICY_CHANGED)
+    entry = AuditLog.objects.get(organization=org_a, action=AuditAction.LEARNING_POLICY_CHANGED)
     assert (entry.actor, entry.target_type) == (alice, "promptbank.LearningPolicy")
     assert entry.data["changes"] == {
         "auto_accept_findings": {"from": False, "to": True},
         "harvest_min_confidence": {"from": 0.9, "to": 1.0},
     }
     learning_policy_update(organization=org_a, changes={"auto_accept_findings": True}, actor=alice)
-    assert AuditLog.objects.filter(organization=org_a, action=AuditAction.POLICY_CHANGED).count() == 1
+    assert AuditLog.objects.filter(organization=org_a, action=AuditAction.LEARNING_POLICY_CHANGED).count() == 1
 
 
 @pytest.mark.parametrize(
@@ -76,7 +76,7 @@ def test_a_bad_value_changes_nothing(org_a: Any, alice: Any, changes: dict[str, 
         learning_policy_update(organization=org_a, changes={"auto_accept_findings": True, **changes}, actor=alice)
     assert field in raised.value.fields
     assert not learning_policy_for(org_a).auto_accept_findings
-    assert not AuditLog.objects.filter(action=AuditAction.POLICY_CHANGED).exists()
+    assert not AuditLog.objects.filter(action=AuditAction.LEARNING_POLICY_CHANGED).exists()
 
 
 def test_the_api_reads_for_viewers_and_writes_for_admins_only(
