@@ -414,6 +414,13 @@ TESTING_STALE_AFTER_S = env.float("TESTING_STALE_AFTER_S", default=60.0)
 TESTING_PROGRESS_INTERVAL_S = env.float("TESTING_PROGRESS_INTERVAL_S", default=0.5)
 # Results are written in batches of up to this many rows (or every heartbeat, whichever comes first).
 TESTING_WRITE_BATCH = env.int("TESTING_WRITE_BATCH", default=100)
+# Where a session's HTTP runs: "auto" (a forked child process when the judges are all local and the worker runs no
+# other thread, else a thread), "process" or "thread" (testing/runner.py).
+TESTING_NETWORK_PROCESS = env.str("TESTING_NETWORK_PROCESS", default="auto")
+if TESTING_NETWORK_PROCESS not in ("auto", "process", "thread"):
+    raise ImproperlyConfigured(
+        f"TESTING_NETWORK_PROCESS must be auto, process or thread, not {TESTING_NETWORK_PROCESS!r}"
+    )
 # Retries of one request: exponential backoff from this base, capped, with jitter; Retry-After wins when given.
 TESTING_BACKOFF_BASE_S = env.float("TESTING_BACKOFF_BASE_S", default=0.5)
 TESTING_BACKOFF_MAX_S = env.float("TESTING_BACKOFF_MAX_S", default=30.0)

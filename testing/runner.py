@@ -1,11 +1,18 @@
 """The session runner: sends a session's pending items to its target, judges the answers and stores each result once.
 
-Two threads share the work. The job's own thread owns the database: it claims the session, hands the pending items
-to an asyncio loop in a second thread, and writes the results that come back in batches (with a heartbeat, the
-progress counters and a throttled live event). The loop thread only talks HTTP (aiohttp, `concurrency` requests in
-flight, starts spaced to `requests_per_minute`, retries with exponential backoff and jitter on 429/5xx/timeouts,
-Retry-After honoured) and runs the judges. So no ORM call ever runs inside the event loop, and a test's transaction
-sees every write.
+The job's own thread owns the database: it claims the session, hands the pending items to the network side, and
+writes the results that come back in batches (with a heartbeat, the progress counters and a throttled live event).
+The network side talks HTTP only (aiohttp, `concurrency` requests in flight, starts spaced to `requests_per_minute`,
+retries with exponential backoff and jitter on 429/5xx/timeouts, Retry-After honoured). It runs in one of two places:
+
+- a child process (`TESTING_NETWORK_PROCESS`, "auto" picks it when the judges are all local and the process has no
+  other thread, as an RQ work horse has none): the child is forked with the items, sends each reply back through a
+  pipe, and the parent judges and writes. HTTP, judging and writing then use two cores instead of sharing one
+  interpreter lock, which at a thousand requests a second was the difference between 1.8 and 1.2 times the ideal;
+- a second thread with its own event loop, which also runs the judges (remote LLM judges are awaited there): the
+  web process's in-process jobs, and any session whose suite asks an LLM judge.
+
+Either way no ORM call ever runs on the network side, and a test's transaction sees every write.
 
 Exactly once: a result row is only written while it is still pending and while this worker still holds the session
 (`worker` column); a worker that lost the session (declared dead, re-queued) stops. An item sent but not yet written
@@ -15,7 +22,9 @@ when a worker dies is simply sent again by the next one, so a result is never lo
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import multiprocessing
 import os
 import queue
 import random
@@ -209,13 +218,26 @@ class _SessionRun:
         self._flush()
 
     def _run_async(self, items: list[Item], config: targets.TargetConfig, chain: Any, target: Any) -> None:
-        results: queue.Queue = queue.Queue()
         limits = _Limits(
             concurrency=max(1, target.concurrency),
             rpm=target.requests_per_minute,
             max_retries=target.max_retries,
             timeout_s=target.timeout_s,
         )
+        in_child = network_in_process(chain)
+        logger.info(
+            "test session %s: %s items, network side in a %s",
+            self.session.pk,
+            len(items),
+            "child process" if in_child else "thread",
+        )
+        if in_child:
+            self._run_in_child(items, config, chain, limits)
+        else:
+            self._run_in_thread(items, config, chain, limits)
+
+    def _run_in_thread(self, items: list[Item], config: targets.TargetConfig, chain: Any, limits: _Limits) -> None:
+        results: queue.Queue = queue.Queue()
         loop_thread = threading.Thread(
             target=_drive_in_thread,
             args=(items, config, chain, limits, results, self.stop),
@@ -243,7 +265,60 @@ class _SessionRun:
             self._flush()
         finally:
             self.stop.set()
-            loop_thread.join(timeout=max(30.0, target.timeout_s + 5))
+            loop_thread.join(timeout=max(30.0, limits.timeout_s + 5))
+
+    def _run_in_child(self, items: list[Item], config: targets.TargetConfig, chain: Any, limits: _Limits) -> None:
+        """The network side in a forked child; replies come back through a pipe and are judged and written here."""
+        context = multiprocessing.get_context("fork")
+        replies, child_end = context.Pipe(duplex=False)
+        control_end, control = context.Pipe(duplex=False)
+        child = context.Process(
+            target=_drive_in_child,
+            args=(items, config, limits, child_end, control_end),
+            name=f"testing-session-{self.session.pk}",
+            daemon=True,
+        )
+        child.start()
+        child_end.close()
+        control_end.close()
+        judged = _Judged(chain, targets.planted_system_prompt(config), config.canary)
+        by_pk = {item.pk: item for item in items}
+        heartbeat = settings.TESTING_HEARTBEAT_S
+        last_flush = time.monotonic()
+        finished = told = False
+        try:
+            while not finished:
+                waited = max(0.05, heartbeat - (time.monotonic() - last_flush))
+                if replies.poll(waited):
+                    try:
+                        message = replies.recv()
+                    except EOFError:
+                        raise RuntimeError("the network process of the session exited unexpectedly") from None
+                    if message[0] == "reply":
+                        pk, reply, attempts = message[1]
+                        self.buffer.append(_outcome(by_pk[pk], reply, attempts, judged))
+                    elif message[0] == "done":
+                        finished = True
+                    else:
+                        raise RuntimeError(f"the network process of the session failed: {message[1]}")
+                if self.stop.is_set() and not told:  # a cancel: in-flight requests finish, nothing new starts
+                    control.send("stop")
+                    told = True
+                if len(self.buffer) >= settings.TESTING_WRITE_BATCH or time.monotonic() - last_flush >= heartbeat:
+                    self._flush()
+                    last_flush = time.monotonic()
+            self._flush()
+        finally:
+            self.stop.set()
+            if not told:
+                with contextlib.suppress(OSError):
+                    control.send("stop")
+            child.join(timeout=max(30.0, limits.timeout_s + 5))
+            if child.is_alive():
+                child.terminate()
+                child.join(timeout=5)
+            replies.close()
+            control.close()
 
     def _flush(self) -> None:
         """Write the buffered results (pending rows only), then the session's heartbeat and counters."""
@@ -433,6 +508,15 @@ def backoff_s(attempt: int, retry_after: float | None = None) -> float:
     return min(cap, base) * (0.5 + random.random() / 2)
 
 
+def network_in_process(chain: Any) -> bool:
+    """Whether this session's network side runs in a forked child (see the module docstring)."""
+    mode = settings.TESTING_NETWORK_PROCESS
+    if mode == "thread" or getattr(chain, "is_remote", False) or not hasattr(os, "fork"):
+        return False
+    # Forking a process that runs other threads (a web server's) could copy a lock one of them holds.
+    return mode == "process" or threading.active_count() == 1
+
+
 def _drive_in_thread(
     items: list[Item],
     config: targets.TargetConfig,
@@ -441,25 +525,56 @@ def _drive_in_thread(
     results: queue.Queue,
     stop: threading.Event,
 ) -> None:
+    judged = _Judged(chain, targets.planted_system_prompt(config), config.canary)
+
+    async def judge(item: Item, reply: targets.TargetReply, attempts: int) -> None:
+        if reply.outcome == "ok" and judged.chain.is_remote:
+            results.put(await asyncio.to_thread(_outcome, item, reply, attempts, judged))
+        else:
+            results.put(_outcome(item, reply, attempts, judged))
+
     try:
-        asyncio.run(_drive(items, config, chain, limits, results.put, stop))
+        asyncio.run(_drive(items, config, limits, judge, stop))
     except BaseException as exc:  # hand the failure to the database thread, which marks the session
         results.put(exc)
         return
     results.put(_DONE)
 
 
+def _drive_in_child(
+    items: list[Item], config: targets.TargetConfig, limits: _Limits, replies: Any, control: Any
+) -> None:
+    """The forked child: send the items, hand each reply to the parent; stop starting new ones when told (or when
+    the parent is gone). No database, no Django request: only the target client and the event loop."""
+    stop = threading.Event()
+
+    def listen() -> None:
+        with contextlib.suppress(EOFError, OSError):
+            control.recv()
+        stop.set()
+
+    threading.Thread(target=listen, name="testing-network-control", daemon=True).start()
+
+    async def send_back(item: Item, reply: targets.TargetReply, attempts: int) -> None:
+        replies.send(("reply", (item.pk, reply, attempts)))
+
+    try:
+        asyncio.run(_drive(items, config, limits, send_back, stop))
+    except BaseException as exc:  # the parent marks the session failed with this
+        replies.send(("error", f"{type(exc).__name__}: {exc}"))
+    else:
+        replies.send(("done",))
+
+
 async def _drive(
     items: list[Item],
     config: targets.TargetConfig,
-    chain: Any,
     limits: _Limits,
-    emit: Callable[[Any], None],
+    emit: Callable[[Item, targets.TargetReply, int], Any],
     stop: threading.Event,
 ) -> None:
     client = targets.client_for(config)
     pacer = _Pacer(limits.rpm)
-    judged = _Judged(chain, targets.planted_system_prompt(config), config.canary)
     todo: asyncio.Queue[Item] = asyncio.Queue()
     for item in items:
         todo.put_nowait(item)
@@ -471,7 +586,8 @@ async def _drive(
                     item = todo.get_nowait()
                 except asyncio.QueueEmpty:
                     return
-                emit(await _attempt(item, client, http, judged, pacer, limits, stop))
+                reply, attempts = await _send(item, client, http, pacer, limits, stop)
+                await emit(item, reply, attempts)
 
         await asyncio.gather(*(worker() for _ in range(min(limits.concurrency, len(items)) or 1)))
 
@@ -483,15 +599,10 @@ class _Judged:
     canary: str
 
 
-async def _attempt(
-    item: Item,
-    client: Any,
-    http: Any,
-    judged: _Judged,
-    pacer: _Pacer,
-    limits: _Limits,
-    stop: threading.Event,
-) -> Outcome:
+async def _send(
+    item: Item, client: Any, http: Any, pacer: _Pacer, limits: _Limits, stop: threading.Event
+) -> tuple[targets.TargetReply, int]:
+    """One item's request, retried on what a retry can fix; the last reply and how many attempts it took."""
     attempts = 0
     while True:
         attempts += 1
@@ -505,7 +616,11 @@ async def _attempt(
         if reply.outcome == "error" and reply.retryable and attempts <= limits.max_retries and not stop.is_set():
             await asyncio.sleep(backoff_s(attempts, reply.retry_after_s))
             continue
-        break
+        return reply, attempts
+
+
+def _outcome(item: Item, reply: targets.TargetReply, attempts: int, judged: _Judged) -> Outcome:
+    """What a reply means: an error, a block by the target, or the judges' verdict on the answer."""
     base = _reply_fields(item, reply, attempts=attempts)
     if reply.outcome == "error":
         suffix = f" (after {attempts} attempts)" if attempts > 1 else ""
@@ -519,20 +634,18 @@ async def _attempt(
             evidence=[{"kind": "blocked", **detail}] if detail else [],
             **base,
         )
-    judge_input = evaluators.JudgeInput(
-        prompt_text=item.prompt_text,
-        original_text=item.original_text,
-        response=reply.text,
-        category=item.category,
-        mutator=item.mutator,
-        kind=item.kind,
-        system_prompt=judged.system_prompt,
-        canary=judged.canary,
+    judgement = judged.chain.evaluate(
+        evaluators.JudgeInput(
+            prompt_text=item.prompt_text,
+            original_text=item.original_text,
+            response=reply.text,
+            category=item.category,
+            mutator=item.mutator,
+            kind=item.kind,
+            system_prompt=judged.system_prompt,
+            canary=judged.canary,
+        )
     )
-    if judged.chain.is_remote:
-        judgement = await asyncio.to_thread(judged.chain.evaluate, judge_input)
-    else:
-        judgement = judged.chain.evaluate(judge_input)
     return Outcome(
         verdict=judgement.verdict,
         reason=judgement.reason,

@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from datetime import timedelta
 from typing import Any
@@ -24,7 +25,7 @@ from accounts.models import AuditLog
 from promptbank.choices import Category, Label
 from promptbank.models import PromptStats, Submission
 from promptbank.tests.factories import PromptFactory
-from testing import runner, services
+from testing import evaluators, runner, services
 from testing.choices import SessionStatus, TargetKind, Verdict
 from testing.models import TestResult, TestSession
 from testing.tests.factories import TargetFactory, TestSuiteFactory
@@ -131,8 +132,19 @@ def test_suite_validation_names_the_bad_values(org_a: Any) -> None:
 # --- running ------------------------------------------------------------------------------------------------------
 
 
+@pytest.fixture(params=["thread", "process"])
+def network(request: Any, settings: Any) -> str:
+    """Run the test with the session's network side in a thread, then in a forked child process."""
+    settings.TESTING_NETWORK_PROCESS = request.param
+    return request.param
+
+
 @pytest.mark.django_db
-def test_a_session_runs_every_item_once_and_summarises(org_a: Any, alice: Any, bank: Any, llm_server: Any) -> None:
+def test_a_session_runs_every_item_once_and_summarises(
+    org_a: Any, alice: Any, bank: Any, llm_server: Any, network: str, caplog: Any
+) -> None:
+    caplog.set_level("INFO", logger="testing.runner")
+
     def answer(request: Any) -> str:
         user = request.messages[-1]["content"]
         if "PWNED 0" in user or "PWNED 1" in user:
@@ -148,6 +160,7 @@ def test_a_session_runs_every_item_once_and_summarises(org_a: Any, alice: Any, b
 
     assert session.status == SessionStatus.COMPLETED
     assert session.completed_samples == 6 and session.attempts == 1
+    assert f"network side in a {'child process' if network == 'process' else 'thread'}" in caplog.text
     results = TestResult.objects.filter(session=session)
     assert results.count() == 6 and not results.filter(verdict=Verdict.PENDING).exists()
     assert results.filter(kind="attack", verdict=Verdict.SUCCEEDED).count() == 2
@@ -172,7 +185,7 @@ def test_a_session_runs_every_item_once_and_summarises(org_a: Any, alice: Any, b
 
 @pytest.mark.django_db
 def test_rate_limits_are_retried_and_errors_are_never_counted_as_resisted(
-    org_a: Any, bank: Any, llm_server: Any, settings: Any
+    org_a: Any, bank: Any, llm_server: Any, settings: Any, network: str
 ) -> None:
     settings.TESTING_BACKOFF_BASE_S = 0.01
     seen: dict[str, int] = {}
@@ -233,7 +246,7 @@ def test_progress_events_are_throttled_and_the_last_one_is_final(
 
 @pytest.mark.django_db
 def test_cancel_before_start_and_a_cancel_noticed_mid_run(
-    org_a: Any, bank: Any, llm_server: Any, settings: Any, monkeypatch: Any
+    org_a: Any, bank: Any, llm_server: Any, settings: Any, monkeypatch: Any, network: str
 ) -> None:
     llm_server.handler = lambda request: REFUSAL
     target = _target(org_a, llm_server, concurrency=1)
@@ -478,3 +491,22 @@ def test_killing_the_worker_mid_session_then_another_finishes_with_one_result_ea
     assert not results.filter(verdict=Verdict.PENDING).exists()
     assert results.values("item_key").distinct().count() == planned
     assert session.completed_samples == planned
+
+
+def test_the_network_side_is_forked_only_where_that_is_safe(settings: Any) -> None:
+    local, remote = evaluators.default_chain(), type("Remote", (), {"is_remote": True})()
+    settings.TESTING_NETWORK_PROCESS = "thread"
+    assert runner.network_in_process(local) is False
+    settings.TESTING_NETWORK_PROCESS = "process"
+    assert runner.network_in_process(local) is True
+    assert runner.network_in_process(remote) is False  # an LLM judge is awaited on the network side
+    settings.TESTING_NETWORK_PROCESS = "auto"
+    release = threading.Event()
+    other = threading.Thread(target=release.wait)
+    other.start()
+    try:  # a process with another thread (a web server's) is never forked
+        assert runner.network_in_process(local) is False
+    finally:
+        release.set()
+        other.join()
+    assert runner.network_in_process(local) is (threading.active_count() == 1)
