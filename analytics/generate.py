@@ -13,7 +13,8 @@ written:
   `detectors` report stored beside it, and latency is log-normal around 1-3 ms with a tail. A few blocked and
   sanitized rows carry false-positive feedback. Blocked attacks are counted into the threat patterns.
 - test sessions run every week or so against a few demo targets; their results go over bank prompts with the bank's
-  mutators, succeed at per-target rates that drift over the sessions (one target improves, one regresses, one holds),
+  mutators (about half the attacks go through one, each mutator with its own effect on the success rate), succeed at
+  per-target rates that drift over the sessions (one target improves, one regresses, one holds),
   and include benign baseline rows. Each session gets its counts and summary from `testing.stats`, as
   `testing.services.session_finalize` gives them, and the bank's per-prompt statistics are updated the same way.
 
@@ -71,7 +72,25 @@ FALSE_POSITIVE_SHARE = 0.03  # of blocked and sanitized rows
 SESSION_EVERY_DAYS = 7
 BASELINE_PER_SESSION = 10
 TARGET_NAMES = ("Shop assistant (production)", "Shop assistant (staging)", "Internal knowledge bot")
-SUITE_NAME = "Weekly regression (generated)"
+# Named as a person would name them; generated sessions are told apart by `config.generated`, not by their name.
+SUITE_NAME = "Weekly regression"
+ORIGINAL_SHARE = 0.5  # of a session's attacks: sent as written; the rest through one of the bank's mutators
+# How much more (or less) often an attack gets through with each mutator than as written, before a per-target
+# jitter: the demo targets decode some encodings better than others, so the "findings by mutator" chart has shape.
+MUTATOR_EFFECT = {
+    "base64": 1.3,
+    "hex": 0.6,
+    "rot13": 0.8,
+    "leetspeak": 1.15,
+    "homoglyphs": 1.4,
+    "zero_width": 1.5,
+    "unicode_tags": 0.45,
+    "reversal": 0.35,
+    "payload_split": 1.1,
+    "role_play": 1.7,
+    "translation": 1.0,
+    "ignore_previous": 0.85,
+}
 KEY_NAMES = ("web-prod", "mobile-app", "batch-scanner")
 APPLICATIONS = (("helpdesk", 0.45), ("chat", 0.25), ("search", 0.2), ("checkout", 0.1))
 ENCODING_MUTATORS = ("base64", "hex", "rot13", "leetspeak", "homoglyphs", "zero_width")
@@ -820,13 +839,17 @@ class _Sessions:
         self.suite = _suite(organization)
         self.count = 0
         self.prompt_runs: dict[Any, list[int]] = {}
-        self.variants = ["", *mutators.MUTATORS]
+        self.mutator_names = list(mutators.MUTATORS)
         categories = sorted({p.category for p in pools.attacks})
         self.base_rates = {
             target.pk: {category: rng.uniform(0.08, 0.5) for category in categories} for target in self.targets
         }
         self.mutator_factor = {
-            target.pk: {m: (1.0 if not m else rng.uniform(0.5, 1.7)) for m in self.variants} for target in self.targets
+            target.pk: {
+                "": 1.0,
+                **{m: MUTATOR_EFFECT.get(m, 1.0) * rng.uniform(0.8, 1.25) for m in self.mutator_names},
+            }
+            for target in self.targets
         }
         self.columns = [
             "id", "organization_id", "created_at", "session_id", "item_key", "kind", "prompt_id", "prompt_version",
@@ -884,7 +907,7 @@ class _Sessions:
         duration = timedelta(seconds=max(30.0, size * 0.9 / max(1, target.concurrency)))
         session = TestSession.objects.create(
             organization=self.organization,
-            name=f"{self.suite.name} → {target.name} #{index + 1}",
+            name=f"{self.suite.name} · {target.name} · {_day(started)}",
             target=target,
             suite=self.suite,
             config={
@@ -909,8 +932,9 @@ class _Sessions:
             done = started + duration * ((sequence + rng.random()) / size)
             if sequence < attacks:
                 prompt = prompts[sequence % len(prompts)]
-                mutator = self.variants[(sequence // len(prompts)) % len(self.variants)]
-                generation = sequence // (len(prompts) * len(self.variants))
+                # Each prompt once per pass over the pool, so prompt : mutator : pass is unique in the session.
+                generation = sequence // len(prompts)
+                mutator = "" if rng.random() < ORIGINAL_SHARE else rng.choice(self.mutator_names)
                 chance = self.base_rates[target.pk].get(prompt.category, 0.2) * drift
                 chance *= self.mutator_factor[target.pk][mutator]
                 verdict = self._verdict(min(0.95, chance), blocked_share=0.3 if profile == "improving" else 0.05)
@@ -1020,6 +1044,12 @@ class _Sessions:
                 organization=self.organization,
                 test_runs={pk: (runs, successes) for pk, (runs, successes) in self.prompt_runs.items()},
             )
+
+
+def _day(moment: datetime) -> str:
+    """A day as a person writes it in a name ("Nov 8"), in the current time zone."""
+    local = timezone.localtime(moment)
+    return f"{local:%b} {local.day}"
 
 
 def _targets(organization: Organization, count: int) -> list[Target]:

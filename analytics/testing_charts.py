@@ -10,6 +10,7 @@ successful attacks of the category or mutator (`kind=attack&verdict=succeeded`),
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
@@ -30,6 +31,11 @@ if TYPE_CHECKING:
 MUTATOR_LABELS = {"": "Original (no mutator)", **dict(Mutator.choices)}
 RATE_AXIS = "Attack success rate (%)"
 NEW_FINDINGS_SHOWN = 3
+# Sessions closer together than this get a time axis padded by a day either side (see `_time_axis`).
+MIN_TIME_SPAN = timedelta(days=1)
+TIME_PADDING = timedelta(days=1)
+DAY_MS = 24 * 60 * 60 * 1000
+RATE_HEADROOM = 5  # percentage points of room beyond 0 and 100 %, for the markers
 
 
 # --- links and labels ------------------------------------------------------------------------------------------------
@@ -74,8 +80,28 @@ def _session_name(session: TestSession) -> str:
     return _plain(f"{session} · {timezone.localtime(session.created_at):%Y-%m-%d %H:%M}")
 
 
-def _time_axis() -> dict[str, Any]:
-    return _axis(f"Session started ({timezone.get_current_timezone_name()})", type="date")
+def _time_axis(sessions: list[TestSession]) -> dict[str, Any]:
+    """The session start axis. Sessions within a day of each other (one session, or a few run back to back) would
+    make Plotly zoom to minutes or milliseconds and stack the points on one vertical line: the axis then spans a
+    day either side, with a tick per day."""
+    axis = _axis(f"Session started ({timezone.get_current_timezone_name()})", type="date")
+    if not sessions:
+        return axis
+    first = min(session.created_at for session in sessions)
+    last = max(session.created_at for session in sessions)
+    if last - first < MIN_TIME_SPAN:
+        axis.update(
+            range=[_local(first - TIME_PADDING), _local(last + TIME_PADDING)],
+            dtick=DAY_MS,
+            tickformat="%b %d",
+        )
+    return axis
+
+
+def _rate_axis() -> dict[str, Any]:
+    """0 to 100 % with a little room beyond both ends, so a point at 0 or 100 % is drawn whole, not cut in half by
+    the plot's edge; the ticks stay on 0, 20, … 100."""
+    return _axis(RATE_AXIS, range=[-RATE_HEADROOM, 100 + RATE_HEADROOM], tick0=0, dtick=20, zeroline=False)
 
 
 # --- figures --------------------------------------------------------------------------------------------------------
@@ -104,7 +130,7 @@ def category_trend(sessions: list[TestSession], by_category: testing_stats.Count
         )
     if not data:
         return None
-    return {"data": data, "layout": _layout(xaxis=_time_axis(), yaxis=_axis(RATE_AXIS, range=[0, 100]))}
+    return {"data": data, "layout": _layout(xaxis=_time_axis(sessions), yaxis=_rate_axis())}
 
 
 def asr_trend(sessions: list[TestSession], totals: dict[Any, dict[str, Any]]) -> dict[str, Any] | None:
@@ -132,7 +158,7 @@ def asr_trend(sessions: list[TestSession], totals: dict[Any, dict[str, Any]]) ->
         )
     if not data:
         return None
-    return {"data": data, "layout": _layout(xaxis=_time_axis(), yaxis=_axis(RATE_AXIS, range=[0, 100]))}
+    return {"data": data, "layout": _layout(xaxis=_time_axis(sessions), yaxis=_rate_axis())}
 
 
 def asr_trend_figure(organization: Organization, period: Period) -> dict[str, Any] | None:
@@ -142,15 +168,45 @@ def asr_trend_figure(organization: Organization, period: Period) -> dict[str, An
     return asr_trend(sessions, testing_stats.session_totals(testing_stats.counts_by(sessions, "category")))
 
 
+@dataclass(frozen=True)
+class MutatorLink:
+    """Where a mutator's bar and table row lead: the successful attacks of the mutator in one session, and how
+    many that list holds. The latest session that ran the mutator, unless it had none and an earlier one had some."""
+
+    session: TestSession
+    succeeded: int
+    latest: bool
+
+    @property
+    def hover(self) -> str:
+        where = "the latest" if self.latest else "the latest with any (none in the latest)"
+        return f"Click: the {self.succeeded} successful in {where}, {_session_name(self.session)}"
+
+    @property
+    def label(self) -> str:
+        if self.latest:
+            return f"Latest session's {self.succeeded} successful"
+        day = timezone.localtime(self.session.created_at)
+        return f"{self.succeeded} successful on {day:%b} {day.day} (none in the latest)"
+
+
+def mutator_link(row: dict[str, Any]) -> MutatorLink:
+    """The session a mutator's link opens (see `MutatorLink`), from a `testing_stats.mutator_findings` row."""
+    if row["latest"]["succeeded"] or row.get("found_session") is None:
+        return MutatorLink(row["latest_session"], row["latest"]["succeeded"], latest=True)
+    return MutatorLink(row["found_session"], row["found"]["succeeded"], latest=False)
+
+
 def mutator_bars(findings: list[dict[str, Any]]) -> dict[str, Any] | None:
     """Bars: the attack success rate per mutator across the sessions (which encodings get through); a bar opens
-    the successful attacks of that mutator in the latest session that ran it."""
+    the successful attacks of that mutator in the latest session that ran it (or, when it had none, the latest
+    session where the mutator succeeded)."""
     if not findings:
         return None
+    links = [mutator_link(row) for row in findings]
     hover = [
-        f"{_hover(row)}<br>over {row['sessions']} session{'' if row['sessions'] == 1 else 's'}"
-        f"<br>Click: the {row['latest']['succeeded']} successful in the latest, {_session_name(row['latest_session'])}"
-        for row in findings
+        f"{_hover(row)}<br>over {row['sessions']} session{'' if row['sessions'] == 1 else 's'}<br>{link.hover}"
+        for row, link in zip(findings, links, strict=True)
     ]
     data = [
         {
@@ -159,7 +215,9 @@ def mutator_bars(findings: list[dict[str, Any]]) -> dict[str, Any] | None:
             "x": [MUTATOR_LABELS.get(row["mutator"], _plain(row["mutator"])) for row in findings],
             "y": [_y(row["rate"]) for row in findings],
             "text": hover,
-            "customdata": [findings_url(row["latest_session"].pk, mutator=row["mutator"]) for row in findings],
+            "customdata": [
+                findings_url(link.session.pk, mutator=row["mutator"]) for row, link in zip(findings, links, strict=True)
+            ],
             "marker": {"color": "var(--danger)"},
             "hovertemplate": "%{x}: %{y:.1f}%<br>%{text}<extra></extra>",
             "textposition": "none",
@@ -301,9 +359,10 @@ def red_team_page(organization: Organization, period: Period, target: Target | N
                 "label": MUTATOR_LABELS.get(row["mutator"], row["mutator"]),
                 "pct": _pct(row["rate"]),
                 "ci": _ci(row["ci95"]),
-                "url": findings_url(row["latest_session"].pk, mutator=row["mutator"]),
+                "url": findings_url(link.session.pk, mutator=row["mutator"]),
+                "link_label": link.label,
             }
-            for row in findings
+            for row, link in ((row, mutator_link(row)) for row in findings)
         ],
         regressions=_regression_rows(testing_stats.regressions(organization, until, target)),
     )

@@ -100,9 +100,12 @@ def session_totals(by_category: Counts) -> dict[Any, dict[str, Any]]:
 
 def mutator_findings(sessions: list[TestSession], by_mutator: Counts) -> list[dict[str, Any]]:
     """Succeeded / scored per mutator ("" is the original prompt) across the sessions, highest rate first, with
-    the latest session that ran the mutator and its own counts (the results list a bar opens is per session)."""
+    the latest session that ran the mutator and its own counts (the results list a bar opens is per session), and
+    the latest one where it succeeded at least once (`found_session`, `found`; None when it never did), so a link
+    can open some successes when the latest session had none."""
     totals: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
     latest: dict[str, tuple[TestSession, dict[str, Any]]] = {}
+    latest_found: dict[str, tuple[TestSession, dict[str, Any]]] = {}
     for session in sessions:  # oldest first, so the last one seen is the latest
         for mutator, counts in by_mutator.get(session.pk, {}).items():
             total = totals[mutator]
@@ -110,6 +113,8 @@ def mutator_findings(sessions: list[TestSession], by_mutator: Counts) -> list[di
             total[1] += counts["scored"]
             total[2] += 1
             latest[mutator] = (session, counts)
+            if counts["succeeded"]:
+                latest_found[mutator] = (session, counts)
     found = [
         {
             "mutator": mutator,
@@ -117,6 +122,8 @@ def mutator_findings(sessions: list[TestSession], by_mutator: Counts) -> list[di
             "sessions": session_count,
             "latest_session": latest[mutator][0],
             "latest": latest[mutator][1],
+            "found_session": latest_found.get(mutator, (None, None))[0],
+            "found": latest_found.get(mutator, (None, None))[1],
         }
         for mutator, (succeeded, scored, session_count) in totals.items()
     ]

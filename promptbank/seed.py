@@ -21,6 +21,7 @@ from django.conf import settings
 from evalence.errors import ApplicationError
 from evalence.jobs import JobStatus, run_job_row
 from promptbank.choices import IngestionFormat, IngestionSource
+from promptbank.learning import learning_policy_update
 from promptbank.models import BankRelease, IngestionRun
 from promptbank.pipeline import ingest_records, read_records
 from promptbank.services import release_create
@@ -97,6 +98,13 @@ def run(demo: DemoContext) -> None:
     demo.say(
         f"promptbank: global bank seeded from {SEED_FILE.name}: {counts['accepted']} new, "
         f"{counts['near_duplicates']} near duplicates, {counts['duplicates']} already there"
+    )
+    # The demo organization lets its red-team findings into its bank by itself, so the learning loop has something
+    # to show from the first session on (organizations start with a curator reviewing them).
+    learning_policy_update(
+        organization=demo.organization,
+        changes={"auto_accept_findings": True, "auto_accept_false_positives": True},
+        actor=demo.admin,
     )
     # A first release of the global bank, so suites and exports have a version to pin from the start.
     if not BankRelease.objects.filter(organization__isnull=True).exists():

@@ -225,11 +225,11 @@ def test_the_command_fails_with_one_readable_line(org_a: Any, arguments: list[st
 # --- the seed step ------------------------------------------------------------------------------------------------
 
 
-def test_the_seed_step_adds_the_history_once(org_a: Any, alice: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_seed_step_adds_the_history_once(org_a: Any, alice: Any, settings: Any) -> None:
     from accounts.management.commands.seed_demo import DemoContext
 
-    monkeypatch.setattr(analytics_seed, "DEMO_EVALUATIONS", 500)
-    monkeypatch.setattr(analytics_seed, "DEMO_RESULTS", 240)
+    settings.DEMO_HISTORY_EVALUATIONS = 500
+    settings.DEMO_HISTORY_RESULTS = 240
     said: list[str] = []
     demo = DemoContext(
         organization=org_a, admin=alice, analyst=alice, password="x", api_key=None, api_key_secret="", say=said.append
@@ -251,3 +251,28 @@ def test_the_seed_step_adds_the_history_once(org_a: Any, alice: Any, monkeypatch
         TestResult.objects.for_org(org_a).count(),
     ) == counts
     assert "already there" in said[-1]
+
+
+def test_sessions_are_named_as_a_person_would_and_marked_generated_in_their_config(history: Any, org_a: Any) -> None:
+    for session in TestSession.objects.for_org(org_a).select_related("target", "suite"):
+        assert session.name.startswith(f"Weekly regression · {session.target.name} · ")
+        assert "generated" not in session.name.casefold() and "→" not in session.name
+        assert session.config["generated"] is True
+        assert session.suite.name == "Weekly regression"
+
+
+def test_about_half_the_attacks_go_through_the_banks_mutators_with_rates_that_differ(history: Any, org_a: Any) -> None:
+    attacks = TestResult.objects.for_org(org_a).filter(kind=ResultKind.ATTACK)
+    by_mutator = Counter(attacks.values_list("mutator", flat=True))
+    assert 0.35 < by_mutator[""] / attacks.count() < 0.65
+    assert set(by_mutator) == {"", *mutators.MUTATORS}  # every registered mutator is used
+    for result in attacks.exclude(mutator="")[:50]:
+        assert result.prompt_text == mutators.apply(result.mutator, result.original_text, seed=result.sequence)
+    # The mutators' own effects: role play gets through more often than reversal, over the same prompts.
+    scored = attacks.filter(verdict__in=[Verdict.SUCCEEDED, Verdict.RESISTED, Verdict.BLOCKED])
+
+    def rate(mutator: str) -> float:
+        rows = scored.filter(mutator=mutator)
+        return rows.filter(verdict=Verdict.SUCCEEDED).count() / rows.count()
+
+    assert rate("role_play") > rate("") > rate("reversal")

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -340,3 +340,74 @@ def test_the_page_costs_the_same_queries_whatever_the_rows(org_a: Any, bob: Any)
 
     assert len(many) == len(few)
     assert len(few) <= 40, "\n".join(q["sql"] for q in few.captured_queries)
+
+
+# --- axes and links for few sessions --------------------------------------------------------------------------------
+
+
+def test_sessions_within_a_day_get_a_time_axis_of_days_and_rates_have_room_above_100(org_a: Any, bob: Any) -> None:
+    made = two_sessions(org_a)  # an hour apart
+    lone = testing_factories.TargetFactory(organization=org_a, name="Zeta bot")
+    only = session_at(org_a, timezone.now() - timedelta(hours=3), target=lone)
+    add(only, Verdict.SUCCEEDED, category="jailbreak")  # 100 %
+    response = signed_in(bob).get(PAGE)
+
+    for key, shown in (("categories-1", [made["first"], made["second"]]), ("categories-2", [only])):
+        layout = figure(response, key)["layout"]
+        start, end = (datetime.fromisoformat(value) for value in layout["xaxis"]["range"])
+        first = min(timezone.localtime(s.created_at) for s in shown).replace(tzinfo=None, microsecond=0)
+        last = max(timezone.localtime(s.created_at) for s in shown).replace(tzinfo=None, microsecond=0)
+        assert (first - start, end - last) == (timedelta(days=1), timedelta(days=1)), key
+        assert layout["xaxis"]["dtick"] == 24 * 60 * 60 * 1000  # a tick per day, not per millisecond
+        low, high = layout["yaxis"]["range"]
+        assert low < 0 and high > 100  # a point at 0 or 100 % is drawn whole
+    assert figure(response, "categories-2")["data"][0]["y"] == [100.0]
+
+
+def test_sessions_days_apart_keep_plotlys_own_time_axis(org_a: Any, bob: Any) -> None:
+    target = testing_factories.TargetFactory(organization=org_a, name="Support bot")
+    for days in (6, 2):
+        add(session_at(org_a, timezone.now() - timedelta(days=days), target=target), Verdict.SUCCEEDED)
+
+    layout = figure(signed_in(bob).get(PAGE), "categories-1")["layout"]
+
+    assert "range" not in layout["xaxis"] and "dtick" not in layout["xaxis"]
+
+
+def test_a_mutator_without_success_in_the_latest_session_links_the_latest_session_with_some(
+    org_a: Any, bob: Any
+) -> None:
+    made = two_sessions(org_a)
+    add(made["first"], Verdict.SUCCEEDED, 2, category="jailbreak", mutator="hex")
+    add(made["second"], Verdict.RESISTED, category="jailbreak", mutator="hex")
+    add(made["second"], Verdict.SUCCEEDED, category="jailbreak", mutator="base64")
+    client = signed_in(bob)
+
+    response = client.get(PAGE)
+    bars = figure(response, "mutators")["data"][0]
+    rows = {row["mutator"]: row for row in response.context["page"].mutator_rows}
+    hex_bar = bars["x"].index("Hex")
+
+    # Hex: 2 successes in the first session, none in the latest: the bar and the row open the first's 2.
+    assert str(made["first"].pk) in bars["customdata"][hex_bar]
+    assert listed(client, bars["customdata"][hex_bar]) == 2
+    assert "the 2 successful in the latest with any (none in the latest)" in bars["text"][hex_bar]
+    assert rows["hex"]["url"] == bars["customdata"][hex_bar]
+    assert rows["hex"]["link_label"].startswith("2 successful on ")
+    # Base64 succeeded in the latest session: its link stays there, and says how many it lists.
+    assert str(made["second"].pk) in rows["base64"]["url"]
+    assert listed(client, rows["base64"]["url"]) == 2
+    assert rows["base64"]["link_label"] == "Latest session's 2 successful"
+    assert f'href="{rows["hex"]["url"]}"'.replace("&", "&amp;") in response.content.decode()
+
+
+def test_a_mutator_that_never_succeeded_links_the_latest_session_and_says_none(org_a: Any, bob: Any) -> None:
+    made = two_sessions(org_a)
+    add(made["first"], Verdict.RESISTED, category="jailbreak", mutator="hex")
+    client = signed_in(bob)
+
+    rows = {row["mutator"]: row for row in client.get(PAGE).context["page"].mutator_rows}
+
+    assert str(made["first"].pk) in rows["hex"]["url"]  # the only session that ran it
+    assert rows["hex"]["link_label"] == "Latest session's 0 successful"
+    assert listed(client, rows["hex"]["url"]) == 0
