@@ -294,9 +294,9 @@ class _SessionRun:
                         message = replies.recv()
                     except EOFError:
                         raise RuntimeError("the network process of the session exited unexpectedly") from None
-                    if message[0] == "reply":
-                        pk, reply, attempts = message[1]
-                        self.buffer.append(_outcome(by_pk[pk], reply, attempts, judged))
+                    if message[0] == "replies":
+                        for pk, reply, attempts in message[1]:
+                            self.buffer.append(_outcome(by_pk[pk], reply, attempts, judged))
                     elif message[0] == "done":
                         finished = True
                     else:
@@ -555,14 +555,25 @@ def _drive_in_child(
 
     threading.Thread(target=listen, name="testing-network-control", daemon=True).start()
 
+    pending: list[tuple[Any, targets.TargetReply, int]] = []
+
     async def send_back(item: Item, reply: targets.TargetReply, attempts: int) -> None:
-        replies.send(("reply", (item.pk, reply, attempts)))
+        # Replies that arrive together travel together: one message (and one wake-up of the parent) per burst.
+        pending.append((item.pk, reply, attempts))
+        if len(pending) == 1:
+            asyncio.get_running_loop().call_soon(flush)
+
+    def flush() -> None:
+        if pending:
+            replies.send(("replies", pending[:]))
+            pending.clear()
 
     try:
         asyncio.run(_drive(items, config, limits, send_back, stop))
     except BaseException as exc:  # the parent marks the session failed with this
         replies.send(("error", f"{type(exc).__name__}: {exc}"))
     else:
+        flush()
         replies.send(("done",))
 
 

@@ -493,3 +493,17 @@ def test_check_connection_works_for_the_built_in_kinds(org_a, settings, kind):
     assert ok is True and message.startswith("OK (")
     target.refresh_from_db()
     assert target.last_check_ok is True
+
+
+def test_the_proxy_comes_from_the_environment_once_per_client(monkeypatch) -> None:
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy", "ALL_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    assert targets.proxy_for("https://api.example.com/v1") is None
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.corp:3128")
+    monkeypatch.setenv("NO_PROXY", "localhost,127.0.0.1,.internal")
+    assert targets.proxy_for("https://api.example.com/v1") == "http://proxy.corp:3128"
+    assert targets.proxy_for("http://api.example.com/v1") is None  # only HTTPS goes through it
+    assert targets.proxy_for("https://llm.internal/v1") is None
+    assert targets.proxy_for("http://127.0.0.1:11434/v1") is None
+    client = client_for(TargetConfig(kind="openai_chat", name="x", base_url="https://api.example.com/v1"))
+    assert client.proxy == "http://proxy.corp:3128"
