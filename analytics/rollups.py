@@ -146,15 +146,24 @@ class _Plan:
             return None
         return Evaluation.objects.for_org(organization).filter(_ranges_q(self.raw, "created_at")).order_by()
 
-    def rollup_rows(self, model: type[Model], organization: Organization) -> Iterator[QuerySet]:
+    def rollup_rows(self, model: type[Model], organization: Organization) -> Iterator[tuple[str, QuerySet]]:
+        """(granularity, its rollup rows in the plan's ranges), hourly first."""
         for granularity, ranges in ((Granularity.HOUR, self.hours), (Granularity.DAY, self.days)):
             if ranges:
                 yield (
+                    granularity,
                     model.objects.for_org(organization)  # type: ignore[attr-defined]
                     .filter(granularity=granularity)
                     .filter(_ranges_q(ranges, "bucket"))
-                    .order_by()
+                    .order_by(),
                 )
+
+
+def _bucket_of(period: Period, field: str, granularity: str | None = None) -> Any:
+    """The SQL of a row's bucket in the period's series. A rollup row of the series' own granularity already starts
+    its bucket: its column is read as is, which spares the database a truncation and Python a time-zone conversion
+    per row (thousands on a month of latency histograms)."""
+    return F(field) if granularity == period.bucket else period.truncate(field)
 
 
 def cursors(*, fresh: bool = False) -> dict[str, datetime]:
@@ -231,9 +240,11 @@ def evaluation_counts(
             total[0] += row["_n"]
             total[1] += row["_ms"] or 0.0
 
-    def grouped(queryset: QuerySet, bucket_field: str, count: Any, latency: Any) -> Iterable[dict[str, Any]]:
+    def grouped(
+        queryset: QuerySet, bucket_field: str, count: Any, latency: Any, granularity: str | None = None
+    ) -> Iterable[dict[str, Any]]:
         if by_bucket:
-            queryset = queryset.annotate(_bucket=period.truncate(bucket_field))
+            queryset = queryset.annotate(_bucket=_bucket_of(period, bucket_field, granularity))
         if not keys:
             return [queryset.aggregate(_n=count, _ms=latency)]
         return queryset.values(*keys).annotate(_n=count, _ms=latency)
@@ -241,8 +252,8 @@ def evaluation_counts(
     raw = plan.raw_rows(organization)
     if raw is not None:
         add(grouped(raw, "created_at", Count("pk"), Sum("latency_ms")))
-    for rolled in plan.rollup_rows(EvaluationRollup, organization):
-        add(grouped(rolled, "bucket", Sum("count"), Sum("latency_sum_ms")))
+    for granularity, rolled in plan.rollup_rows(EvaluationRollup, organization):
+        add(grouped(rolled, "bucket", Sum("count"), Sum("latency_sum_ms"), granularity))
     if not keys:
         count, latency = totals.get((), (0, 0.0))
         return [{"count": count, "latency_sum_ms": round(latency, 3)}]
@@ -325,20 +336,20 @@ def latency_percentiles(
         return selectors.percentiles(rows, "latency_ms", fractions, group_by=period.truncate() if by_bucket else None)
     histograms: dict[Any, dict[int, int]] = {}
 
-    def add(queryset: QuerySet, bucket_field: str, bin_field: str, count: Any) -> None:
+    def add(queryset: QuerySet, bucket_field: str, bin_field: Any, count: Any, granularity: str | None = None) -> None:
         keys = ["_bin"]
         if by_bucket:
-            queryset = queryset.annotate(_bucket=period.truncate(bucket_field))
+            queryset = queryset.annotate(_bucket=_bucket_of(period, bucket_field, granularity))
             keys.insert(0, "_bucket")
-        for row in queryset.annotate(_bin=bin_field).values(*keys).annotate(_n=count):
-            histogram = histograms.setdefault(row["_bucket"] if by_bucket else None, {})
-            histogram[row["_bin"]] = histogram.get(row["_bin"], 0) + row["_n"]
+        for *bucket, found_bin, n in queryset.annotate(_bin=bin_field).values_list(*keys).annotate(_n=count):
+            histogram = histograms.setdefault(bucket[0] if by_bucket else None, {})
+            histogram[found_bin] = histogram.get(found_bin, 0) + n
 
     raw = plan.raw_rows(organization)
     if raw is not None:
         add(raw, "created_at", bin_expression(), Count("pk"))
-    for rolled in plan.rollup_rows(LatencyRollup, organization):
-        add(rolled, "bucket", F("bin"), Sum("count"))
+    for granularity, rolled in plan.rollup_rows(LatencyRollup, organization):
+        add(rolled, "bucket", F("bin"), Sum("count"), granularity)
     found = {key: histogram_percentiles(histogram, fractions) for key, histogram in histograms.items()}
     return {key: values for key, values in found.items() if values}
 
@@ -358,7 +369,7 @@ def blocked_patterns(organization: Organization, period: Period, limit: int = 10
             .values(h=F("text_hash"), t=F("threat_type"))
             .annotate(n=Count("pk"))
         )
-    for rolled in plan.rollup_rows(PatternRollup, organization):
+    for _granularity, rolled in plan.rollup_rows(PatternRollup, organization):
         parts.append(rolled.values(h=F("text_hash"), t=F("threat_type")).annotate(n=Sum("count")))
     sqls, params = [], []
     for part in parts:
