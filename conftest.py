@@ -55,6 +55,12 @@ def _clean_caches() -> None:
     from firewall.detectors import reset_caches
 
     reset_caches()
+    # The bank's per-process indexes (de-duplication, nearest attacks) outlive a test's rolled-back rows otherwise.
+    from promptbank import nearest
+    from promptbank.pipeline import dedup
+
+    dedup.clear_cache()
+    nearest.reset()
     from firewall.engine.breaker import forget_breakers
     from firewall.engine.remote import forget_judges
 

@@ -14,6 +14,7 @@ from accounts import services
 from accounts.choices import AuditAction, Role, Scope
 from accounts.models import ApiKey, AuditLog, Membership, Organization, User
 from accounts.tests.factories import AuditLogFactory, OrganizationFactory, UserFactory
+from promptbank.models import Prompt
 
 pytestmark = pytest.mark.django_db
 
@@ -232,8 +233,8 @@ def test_seed_demo_is_idempotent_and_its_printed_credentials_work() -> None:
 
 
 def test_seed_demo_invalidates_the_previous_key_secret() -> None:
-    old_secret = _printed(run("seed_demo"), "API key")
-    new_secret = _printed(run("seed_demo"), "API key")
+    old_secret = _printed(run("seed_demo", "--accounts-only"), "API key")
+    new_secret = _printed(run("seed_demo", "--accounts-only"), "API key")
 
     assert new_secret != old_secret
     services.api_key_authenticate(new_secret)
@@ -243,10 +244,11 @@ def test_seed_demo_invalidates_the_previous_key_secret() -> None:
 
 def test_seed_demo_takes_the_password_from_the_option_then_the_environment(monkeypatch: Any) -> None:
     monkeypatch.setenv("DEMO_PASSWORD", "the-environment-demo-pass")
-    run("seed_demo")
+    run("seed_demo", "--accounts-only")
     assert Client().login(username="demo@evalence.local", password="the-environment-demo-pass")
+    assert not Prompt.objects.exists()  # --accounts-only: the people and the key, no sample data
 
-    run("seed_demo", "--password", "the-option-demo-passphrase")
+    run("seed_demo", "--accounts-only", "--password", "the-option-demo-passphrase")
     assert Client().login(username="demo@evalence.local", password="the-option-demo-passphrase")
     assert not Client().login(username="demo@evalence.local", password="the-environment-demo-pass")
 

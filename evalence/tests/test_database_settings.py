@@ -103,12 +103,13 @@ def test_a_contradictory_pool_setting_stops_start_up_with_one_line(
     assert "Traceback" not in result.stderr
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)
 def test_the_test_database_connection_comes_from_the_pool_on_postgresql() -> None:
     from django.db import connection
 
     if connection.vendor != "postgresql":
         pytest.skip("the suite runs on SQLite (no DATABASE_URL): no pool to lend from")
+    connection.close()  # a new connection, whatever earlier tests did with this one
     connection.ensure_connection()
 
     assert connection.pool is not None

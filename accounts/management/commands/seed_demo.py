@@ -150,6 +150,11 @@ class Command(BaseCommand):
             "--password",
             help=f"Password of the demo users (default: ${PASSWORD_ENV}, else '{DEFAULT_PASSWORD}').",
         )
+        parser.add_argument(
+            "--accounts-only",
+            action="store_true",
+            help="Only the organization, its people and its API key (new password and key secret); no sample data.",
+        )
 
     def handle(self, *args: Any, password: str | None = None, **options: Any) -> None:
         password = password or os.environ.get(PASSWORD_ENV) or DEFAULT_PASSWORD
@@ -161,7 +166,7 @@ class Command(BaseCommand):
         with service_errors(), transaction.atomic():
             demo = seed_accounts(password=password, say=self.stdout.write)
             for label, run in app_seed_steps():
-                if label == "accounts":
+                if label == "accounts" or options.get("accounts_only"):
                     continue
                 run(demo)
                 self.stdout.write(f"{label}: seeded")
