@@ -11,14 +11,12 @@ the pages read raw rows beyond the cursor, so they stay exact, only slower on lo
 from __future__ import annotations
 
 import logging
-import math
-import time
-from datetime import UTC, datetime
 from typing import Any
 
 from django.conf import settings
 
 from analytics import rollups
+from evalence.jobs import schedule_periodic
 
 logger = logging.getLogger("analytics.jobs")
 
@@ -36,18 +34,9 @@ def rollup(*, reschedule: bool = True) -> dict[str, Any]:
 
 def schedule_rollups() -> str | None:
     """Schedule `rollup` for the next slot of ANALYTICS_ROLLUP_INTERVAL_S; the job id, or None without RQ."""
-    if settings.JOBS_BACKEND != "rq":
-        return None
-    import django_rq
-    from rq.exceptions import DuplicateJobError
-
-    interval = max(1, int(settings.ANALYTICS_ROLLUP_INTERVAL_S))
-    when = math.floor(time.time() / interval + 1) * interval
-    queue = django_rq.get_queue("default")
-    job_id = f"{ROLLUP_JOB_PREFIX}-{int(when)}"
-    job = queue.create_job(rollup, job_id=job_id, result_ttl=interval * 2, description="analytics rollups")
-    try:
-        queue.schedule_job(job, datetime.fromtimestamp(when, tz=UTC), unique=True)
-    except DuplicateJobError:
-        logger.debug("rollup already scheduled as %s", job_id)
-    return job_id
+    return schedule_periodic(
+        rollup,
+        prefix=ROLLUP_JOB_PREFIX,
+        interval_s=max(1, settings.ANALYTICS_ROLLUP_INTERVAL_S),
+        description="analytics rollups",
+    )

@@ -11,10 +11,13 @@ sessions, audit verifications) inherits; `run_job_row()` moves it through its st
 from __future__ import annotations
 
 import logging
+import math
 import threading
+import time
 import traceback
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+from datetime import UTC, datetime
 from typing import Any
 
 from django.conf import settings
@@ -190,3 +193,43 @@ def wait_for_thread_jobs(timeout: float = 30.0) -> None:
     pending = list(_pending)
     if pending:
         wait(pending, timeout=timeout)
+
+
+def next_slot(now_s: float, interval_s: int) -> int:
+    """The start (epoch seconds) of the next slot of `interval_s` after `now_s`."""
+    return (math.floor(now_s / interval_s) + 1) * interval_s
+
+
+def schedule_periodic(
+    func: Callable[..., Any],
+    *,
+    prefix: str,
+    interval_s: float,
+    queue: str = "default",
+    description: str = "",
+    timeout: int | None = None,
+) -> str | None:
+    """Schedule `func` for the next slot of `interval_s` with RQ's scheduler (workers run with `--with-scheduler`);
+    the job id, or None without RQ or with the interval switched off (0).
+
+    A periodic job calls this again when it runs, so it chains itself. The job id is its time slot, scheduled with
+    `unique=True`: two chains (two workers started the schedule) merge into one, and a schedule started again is a
+    no-op."""
+    interval = int(interval_s)
+    if settings.JOBS_BACKEND != "rq" or interval <= 0:
+        return None
+    import django_rq
+    from rq.exceptions import DuplicateJobError
+
+    when = next_slot(time.time(), interval)
+    rq_queue = django_rq.get_queue(queue)
+    job_id = f"{prefix}-{when}"
+    options: dict[str, Any] = {"timeout": timeout} if timeout else {}
+    job = rq_queue.create_job(
+        func, job_id=job_id, result_ttl=interval * 2, description=description or prefix, **options
+    )
+    try:
+        rq_queue.schedule_job(job, datetime.fromtimestamp(when, tz=UTC), unique=True)
+    except DuplicateJobError:
+        logger.debug("%s already scheduled as %s", description or prefix, job_id)
+    return job_id

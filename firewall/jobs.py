@@ -9,13 +9,11 @@ with `unique=True`, so two chains (two workers started the schedule) merge into 
 from __future__ import annotations
 
 import logging
-import math
-import time
-from datetime import UTC, datetime
 from typing import Any
 
 from django.conf import settings
 
+from evalence.jobs import schedule_periodic
 from firewall import learning
 
 logger = logging.getLogger("evalence.firewall")
@@ -34,18 +32,9 @@ def harvest(*, reschedule: bool = True) -> list[dict[str, Any]]:
 
 def schedule_harvest() -> str | None:
     """Schedule `harvest` for the next slot; the job id, or None without RQ."""
-    if settings.JOBS_BACKEND != "rq":
-        return None
-    import django_rq
-    from rq.exceptions import DuplicateJobError
-
-    interval = max(1, int(settings.LEARNING_HARVEST_INTERVAL_S))
-    when = math.floor(time.time() / interval + 1) * interval
-    queue = django_rq.get_queue("default")
-    job_id = f"{HARVEST_JOB_PREFIX}-{int(when)}"
-    job = queue.create_job(harvest, job_id=job_id, result_ttl=interval * 2, description="firewall harvest")
-    try:
-        queue.schedule_job(job, datetime.fromtimestamp(when, tz=UTC), unique=True)
-    except DuplicateJobError:
-        logger.debug("harvest already scheduled as %s", job_id)
-    return job_id
+    return schedule_periodic(
+        harvest,
+        prefix=HARVEST_JOB_PREFIX,
+        interval_s=max(1, settings.LEARNING_HARVEST_INTERVAL_S),
+        description="firewall harvest",
+    )

@@ -15,15 +15,12 @@ does); FIREWALL_RETRAIN_INTERVAL_S=0 switches the schedule off.
 from __future__ import annotations
 
 import logging
-import math
-import time
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 
 from evalence.errors import ApplicationError
-from evalence.jobs import dispatch
+from evalence.jobs import dispatch, schedule_periodic
 from firewall import detectors
 from firewall.models import DetectorVersion
 
@@ -73,27 +70,13 @@ def retrain(*, reschedule: bool = True) -> dict[str, Any]:
 def schedule_retrain() -> str | None:
     """Schedule `retrain` for the next slot of FIREWALL_RETRAIN_INTERVAL_S; the job id, or None without RQ (or with
     the schedule switched off)."""
-    interval = int(settings.FIREWALL_RETRAIN_INTERVAL_S)
-    if settings.JOBS_BACKEND != "rq" or interval <= 0:
-        return None
-    import django_rq
-    from rq.exceptions import DuplicateJobError
-
-    when = math.floor(time.time() / interval + 1) * interval
-    queue = django_rq.get_queue("default")
-    job_id = f"{RETRAIN_JOB_PREFIX}-{int(when)}"
-    job = queue.create_job(
+    return schedule_periodic(
         retrain,
-        job_id=job_id,
-        result_ttl=interval * 2,
-        timeout=settings.FIREWALL_RETRAIN_TIMEOUT_S,
+        prefix=RETRAIN_JOB_PREFIX,
+        interval_s=settings.FIREWALL_RETRAIN_INTERVAL_S,
         description="firewall classifier retrain",
+        timeout=settings.FIREWALL_RETRAIN_TIMEOUT_S,
     )
-    try:
-        queue.schedule_job(job, datetime.fromtimestamp(when, tz=UTC), unique=True)
-    except DuplicateJobError:
-        logger.debug("retrain already scheduled as %s", job_id)
-    return job_id
 
 
 def retrain_enqueue(*, actor: User | None = None) -> dict[str, Any] | None:

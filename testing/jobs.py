@@ -10,12 +10,10 @@ Without Redis there is no separate worker to die: in-process sessions are recove
 from __future__ import annotations
 
 import logging
-import math
-import time
-from datetime import UTC, datetime
 
 from django.conf import settings
 
+from evalence.jobs import schedule_periodic
 from testing import services
 
 logger = logging.getLogger("testing.jobs")
@@ -34,18 +32,10 @@ def watchdog(*, reschedule: bool = True) -> list[str]:
 
 def schedule_watchdog() -> str | None:
     """Schedule `watchdog` for the next slot (half the stale time); the job id, or None without RQ."""
-    if settings.JOBS_BACKEND != "rq":
-        return None
-    import django_rq
-    from rq.exceptions import DuplicateJobError
-
-    interval = max(1, int(settings.TESTING_STALE_AFTER_S / 2))
-    when = math.floor(time.time() / interval + 1) * interval
-    queue = django_rq.get_queue("testing")
-    job_id = f"{WATCHDOG_JOB_PREFIX}-{int(when)}"
-    job = queue.create_job(watchdog, job_id=job_id, result_ttl=interval * 2, description="testing watchdog")
-    try:
-        queue.schedule_job(job, datetime.fromtimestamp(when, tz=UTC), unique=True)
-    except DuplicateJobError:
-        logger.debug("watchdog already scheduled as %s", job_id)
-    return job_id
+    return schedule_periodic(
+        watchdog,
+        prefix=WATCHDOG_JOB_PREFIX,
+        interval_s=max(1, int(settings.TESTING_STALE_AFTER_S / 2)),
+        queue="testing",
+        description="testing watchdog",
+    )

@@ -26,6 +26,7 @@ from analytics import report_jobs, reports
 from analytics.models import ReportSchedule
 from analytics.selectors import Period
 from analytics.tests.helpers import evaluation_at
+from evalence.jobs import next_slot
 from promptbank.selectors import visible_prompts
 from promptbank.tests.factories import PromptFactory
 from testing.choices import ResultKind, SessionStatus, Verdict
@@ -309,7 +310,7 @@ def test_the_job_sends_the_due_reports(org_a: Any, traffic: dict[str, Any], sett
     schedule(org_a)
     assert report_jobs.send_reports(reschedule=True) == {"sent": ["acme"], "failed": []}
     assert report_jobs.schedule_reports() is None  # no scheduler without Redis
-    assert report_jobs.next_slot(7200.0, 3600) == 10800 and report_jobs.next_slot(7199.0, 3600) == 7200
+    assert next_slot(7200.0, 3600) == 10800 and next_slot(7199.0, 3600) == 7200
 
 
 @pytest.mark.redis
