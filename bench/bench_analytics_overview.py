@@ -3,7 +3,8 @@ of one organization over 30 days, in PostgreSQL.
 
 In a throwaway PostgreSQL database: the seed bank is loaded, `analytics.generate.history_generate` (what
 `manage.py analytics_generate` runs: COPY in 50,000-row transactions) writes the organization's history, the tables
-are ANALYZEd (as autovacuum would soon after a bulk load), and `analytics.rollups.rebuild()` computes the rollups.
+are rolled up (`analytics.rollups.rebuild()`), and everything is VACUUM ANALYZEd, as autovacuum would do soon after a
+bulk load.
 Then the page is requested in-process through Django's test client, logged in as the organization's admin, for the
 30-day, 7-day and 24-hour ranges: 3 warm-up requests, then 30 timed requests each (template rendering included, no
 HTTP server). The baseline is the bare `/health/live` endpoint through the same client in the same run, so the
@@ -94,12 +95,20 @@ def child(evaluations: int, results: int, requests: int) -> dict[str, Any]:
         figures["generate_s"] = time.perf_counter() - started
         figures["summary"] = summary.as_dict()
         started = time.perf_counter()
-        with connection.cursor() as cursor:
-            cursor.execute("ANALYZE")
-        figures["analyze_s"] = time.perf_counter() - started
-        started = time.perf_counter()
         figures["rollups"] = rollups_rebuild()
         figures["rollups_s"] = time.perf_counter() - started
+        # What autovacuum does soon after a bulk load, of the evaluations and of the rollups made from them: fresh
+        # statistics for the planner and the visibility map for index-only scans.
+        started = time.perf_counter()
+        connection.ensure_connection()
+        autocommit = connection.connection.autocommit
+        connection.connection.autocommit = True  # VACUUM cannot run inside a transaction
+        try:
+            with connection.connection.cursor() as cursor:
+                cursor.execute("VACUUM ANALYZE")
+        finally:
+            connection.connection.autocommit = autocommit
+        figures["analyze_s"] = time.perf_counter() - started
 
         client = Client()
         client.force_login(admin)
@@ -179,7 +188,7 @@ def measure(evaluations: int, results: int, requests: int = REQUESTS) -> list[di
             "seconds": summary["results_s"],
             "rows/s": summary["results"] / summary["results_s"] if summary["results_s"] else "",
         },
-        {"measure": "ANALYZE (seconds)", "seconds": figures["analyze_s"]},
+        {"measure": "VACUUM ANALYZE (seconds)", "seconds": figures["analyze_s"]},
         {"measure": f"rollups.rebuild() (seconds; {figures['rollups']})", "seconds": figures["rollups_s"]},
     ]
     return rows

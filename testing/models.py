@@ -204,6 +204,12 @@ class TestResult(TenantModel):
             models.Index(fields=["session", "verdict"], name="testing_result_sess_verdict"),
             models.Index(fields=["session", "sequence"], name="testing_result_sess_seq"),
             models.Index(fields=["organization", "kind", "-completed_at"], name="testing_result_org_done"),
+            # The analytics' most effective prompts: successes per prompt over a time range, from the index alone.
+            models.Index(
+                fields=["organization", "-completed_at", "prompt"],
+                name="testing_result_found",
+                condition=Q(verdict=Verdict.SUCCEEDED, kind=ResultKind.ATTACK),
+            ),
             models.Index(
                 fields=["organization", "-completed_at"],
                 name="testing_result_succeeded",
