@@ -24,8 +24,12 @@ BROWSER_MARKS = [
 
 
 def sign_in(page: Any, live_server: Any, email: str, password: str = PASSWORD) -> None:
-    """Submit the sign-in form (the caller waits for where it should land)."""
+    """Submit the sign-in form and wait until the answer has loaded (the caller checks where it landed).
+
+    Reading the page while the POST is still in flight gives an empty document, so the wait is here, once.
+    """
     page.goto(f"{live_server.url}/login/")
     page.fill("input[name=username]", email)
     page.fill("input[name=password]", password)
-    page.click("button[type=submit]")
+    with page.expect_navigation():
+        page.click("button[type=submit]")

@@ -78,7 +78,7 @@ def test_an_admin_stops_the_firewall_and_turns_it_back_on(page: Any, live_server
     page.fill("textarea[name=reason]", "Jailbreak wave in progress")
     page.fill("input[name=confirm]", "browser")  # not the slug: refused
     page.get_by_role("button", name="Stop the firewall: block everything").click()
-    assert "Type browser-org exactly to confirm." in page.content()
+    page.get_by_text("Type browser-org exactly to confirm.").wait_for(timeout=10000)
     assert TenantPolicy.objects.get(organization=organization).emergency_stop is False
 
     page.fill("input[name=confirm]", "browser-org")
