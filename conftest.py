@@ -61,6 +61,9 @@ def _clean_caches() -> None:
 
     dedup.clear_cache()
     nearest.reset()
+    from accounts.authentication import key_cache
+
+    key_cache.clear()  # a remembered key (the demo key's fixed secret, say) would outlive its rolled-back row
     from firewall.engine.breaker import forget_breakers
     from firewall.engine.remote import forget_judges
 

@@ -17,8 +17,9 @@ worker_class = "uvicorn_worker.UvicornWorker"
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "60"))
 graceful_timeout = 30
 keepalive = 5
-# Recycle workers now and then, so a slow leak in any dependency cannot grow without bound.
-max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "10000"))
+# Recycle workers now and then, so a slow leak in any dependency cannot grow without bound. Not too often: a new
+# worker reloads the firewall's classifier and similarity index, and a worker answers 1,000+ requests a second.
+max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "100000"))
 max_requests_jitter = max_requests // 10
 # No access log by default (GUNICORN_CMD_ARGS="--access-logfile -" turns one on); errors go to stderr, where the
 # application's JSON log lines go too.
