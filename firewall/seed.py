@@ -96,7 +96,7 @@ def _demo_requests(rng: random.Random) -> list[EvaluationRequest]:
 
 def run(demo: DemoContext) -> None:
     services.builtin_signatures_sync()
-    if not DetectorVersion.objects.filter(status="active").exists():
+    if not DetectorVersion.objects.filter(status="active", organization__isnull=True).exists():
         from firewall.detectors import detector_train
 
         try:

@@ -16,8 +16,18 @@ rate on held-out benign prompts is at most `TARGET_FPR`, placed halfway to the n
 unseen prompts get a margin), and the reported score maps the raw probability p monotonically so that p = t is
 `BLOCK_SCORE` (0.7, the policies' default block threshold): linear on [0, t] and on [t, 1].
 
+The intent head (format 2): a third logistic regression, harmful request (the bank's `harmful` rows: AdvBench,
+HarmBench) against benign, over the same features of *windows* of `WINDOW` characters (every `WINDOW_STRIDE`). A
+jailbreak that wraps a harmful behaviour in a story or a role-play dilutes it in a whole-text vector; the best window
+still reads as the request. The engine's probability is sigmoid(max(attack logit, intent logit - offset)): the offset
+lines the intent head's threshold up with the attack head's (each given half the false-positive budget).
+
+Calibration on sources not trained on: with `groups` (each row's source), `train` holds out whole sources
+(`GROUP_FOLDS` folds), so the threshold keeps the false-positive rate at `TARGET_FPR` on benign prompts of a kind the
+model has not seen, which a random split (the fallback without groups) overstates badly.
+
 The artifact (`to_bytes`) is a zlib-compressed header (JSON) and raw little-endian float32 arrays: no pickle, so
-loading one never runs code.
+loading one never runs code. Artifacts of format 1 (no intent head) still load.
 """
 
 from __future__ import annotations
@@ -28,6 +38,7 @@ import re
 import struct
 import zlib
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -45,7 +56,13 @@ MIN_SCORE = 0.05  # below this no finding is reported
 BLOCK_SCORE = 0.7  # the score of a probability at the operating threshold
 TARGET_FPR = 0.01
 MAX_EVIDENCE = 5
-FORMAT = "evalence-classifier/1"
+FORMAT = "evalence-classifier/2"
+FORMATS = ("evalence-classifier/1", FORMAT)  # 1: no intent head
+WINDOW = 100  # characters of an intent window: about the length of the bank's harmful requests
+WINDOW_STRIDE = 50
+INTENT_CATEGORIES = frozenset({"harmful", "harmful_request"})
+INTENT_C = 10.0
+GROUP_FOLDS = 5
 _MAGIC = b"EVCLF1\n"
 
 _SIZE = 1 << BITS
@@ -130,6 +147,53 @@ def features(text: str, words: bool = WORD_NGRAMS) -> np.ndarray:
     return _all_buckets(lowered, raw, words)
 
 
+def _windows(raw: np.ndarray, length: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The n-gram buckets of every window of `WINDOW` characters of a text (from `_buckets`; `length` characters):
+    (buckets, first, starts) where row i of `buckets` is window i's buckets sorted, `first` marks each bucket's first
+    occurrence in its row (binary features), and `starts` the windows' offsets. A text no longer than `WINDOW` is one
+    window. Windows start every `WINDOW_STRIDE` characters, the last one flush with the end, so all are full."""
+    if len(raw) == 0:
+        return np.zeros((0, 0), dtype=np.int64), np.zeros((0, 0), dtype=bool), np.zeros(0, dtype=np.int64)
+    if length <= WINDOW:
+        rows = np.sort(raw)[None, :]
+        starts = np.zeros(1, dtype=np.int64)
+    else:
+        starts = np.arange(0, length - WINDOW + 1, WINDOW_STRIDE, dtype=np.int64)
+        if starts[-1] != length - WINDOW:
+            starts = np.append(starts, length - WINDOW)
+        columns = []
+        base = 0
+        for n in NGRAMS:
+            columns.append(base + starts[:, None] + np.arange(WINDOW - n + 1)[None, :])
+            base += length - n + 1
+        rows = np.sort(raw[np.concatenate(columns, axis=1)], axis=1)
+    first = np.ones(rows.shape, dtype=bool)
+    first[:, 1:] = rows[:, 1:] != rows[:, :-1]
+    return rows, first, starts
+
+
+@dataclass(slots=True)
+class IntentHead:
+    """Harmful-request weights over window features: `weights[j]` is bucket j's idf times its coefficient,
+    `idf_sq[j]` its idf squared (0 for buckets no training window had), `offset` what is taken off its logit so that
+    its operating threshold meets the attack head's."""
+
+    weights: np.ndarray
+    idf_sq: np.ndarray
+    intercept: float
+    offset: float
+
+    def logits(self, raw: np.ndarray, length: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(the logit of every window, their norms, their starts) of a text's n-gram buckets."""
+        rows, first, starts = _windows(raw, length)
+        if rows.size == 0:
+            return np.full(1, self.intercept), np.ones(1), np.zeros(1, dtype=np.int64)
+        sums = np.where(first, self.weights[rows], 0.0).sum(axis=1)
+        norms = np.sqrt(np.where(first, self.idf_sq[rows], 0.0).sum(axis=1))
+        norms[norms == 0] = 1.0
+        return self.intercept + sums / norms, norms, starts
+
+
 def _locate(lowered: str, offset: int) -> tuple[int, int]:
     """Where the n-gram at `offset` of the bucket array (see `_buckets`) sits in `lowered` (start, end)."""
     length = len(lowered)
@@ -183,6 +247,7 @@ class Classifier:
         info: dict[str, Any] | None = None,
         version: str = "",
         words: bool = False,
+        intent: IntentHead | None = None,
     ) -> None:
         if weights.shape != (_SIZE,) or idf_sq.shape != (_SIZE,):
             raise ValueError(f"weights must have {_SIZE} buckets")
@@ -200,6 +265,12 @@ class Classifier:
         self.info = dict(info or {})
         self.version = version
         self.words = bool(words)  # whether word uni/bigrams are features (artifacts from before them are not)
+        if intent is not None:
+            if intent.weights.shape != (_SIZE,) or intent.idf_sq.shape != (_SIZE,):
+                raise ValueError(f"intent weights must have {_SIZE} buckets")
+            intent.weights = intent.weights.astype(np.float32, copy=False)
+            intent.idf_sq = intent.idf_sq.astype(np.float32, copy=False)
+        self.intent = intent
 
     # --- serialization --------------------------------------------------------------------------------------------
 
@@ -216,9 +287,14 @@ class Classifier:
             "type_intercepts": [float(v) for v in self.type_intercepts],
             "info": self.info,
             "words": self.words,
+            "intent": None
+            if self.intent is None
+            else {"intercept": self.intent.intercept, "offset": self.intent.offset, "window": WINDOW},
         }
         head = json.dumps(header, sort_keys=True).encode()
         arrays = [self.weights, self.idf_sq, self.type_weights]
+        if self.intent is not None:
+            arrays += [self.intent.weights, self.intent.idf_sq]
         body = b"".join(a.astype("<f4", copy=False).tobytes() for a in arrays)
         return _MAGIC + zlib.compress(struct.pack("<I", len(head)) + head + body, 6)
 
@@ -233,24 +309,38 @@ class Classifier:
             header = json.loads(raw[4 : 4 + head_len])
         except (zlib.error, struct.error, ValueError) as exc:
             raise ValueError(f"corrupt classifier artifact: {exc}") from None
-        if header.get("format") != FORMAT or header.get("bits") != BITS or header.get("ngrams") != list(NGRAMS):
+        if header.get("format") not in FORMATS or header.get("bits") != BITS or header.get("ngrams") != list(NGRAMS):
             raise ValueError(f"unsupported classifier artifact {header.get('format')!r}")
+        intent_head = header.get("intent")
+        if intent_head is not None and intent_head.get("window") != WINDOW:
+            raise ValueError(f"unsupported classifier artifact: intent window {intent_head.get('window')!r}")
         types = header["types"]
         floats = np.frombuffer(raw, dtype="<f4", offset=4 + head_len)
-        if len(floats) != (2 + len(types)) * _SIZE:
+        arrays = 2 + len(types) + (2 if intent_head is not None else 0)
+        if len(floats) != arrays * _SIZE:
             raise ValueError("corrupt classifier artifact: wrong array size")
         floats = floats.astype(np.float32)  # a writable copy, native order
+        intent = None
+        if intent_head is not None:
+            end = (2 + len(types)) * _SIZE
+            intent = IntentHead(
+                weights=floats[end : end + _SIZE],
+                idf_sq=floats[end + _SIZE :],
+                intercept=float(intent_head["intercept"]),
+                offset=float(intent_head["offset"]),
+            )
         return cls(
             weights=floats[:_SIZE],
             idf_sq=floats[_SIZE : 2 * _SIZE],
             intercept=header["intercept"],
             threshold=header["threshold"],
             types=types,
-            type_weights=floats[2 * _SIZE :].reshape(len(types), _SIZE),
+            type_weights=floats[2 * _SIZE : (2 + len(types)) * _SIZE].reshape(len(types), _SIZE),
             type_intercepts=header["type_intercepts"],
             info=header.get("info", {}),
             version=version,
             words=bool(header.get("words", False)),
+            intent=intent,
         )
 
     # --- scoring --------------------------------------------------------------------------------------------------
@@ -262,17 +352,29 @@ class Classifier:
         norm = math.sqrt(float(self.idf_sq[buckets].sum())) or 1.0
         return self.intercept + float(self.weights[buckets].sum()) / norm, norm
 
+    def _combined(self, lowered: str, raw: np.ndarray, buckets: np.ndarray) -> tuple[float, float, int | None]:
+        """(the logit the probability is the sigmoid of, the attack vector's norm, the start of the intent window
+        that decided it, or None when the attack head did)."""
+        logit, norm = self._logit(buckets)
+        if self.intent is None:
+            return logit, norm, None
+        window_logits, _, starts = self.intent.logits(raw, len(lowered))
+        best = int(np.argmax(window_logits))
+        intent = float(window_logits[best]) - self.intent.offset
+        if intent > logit:
+            return intent, norm, int(starts[best])
+        return logit, norm, None
+
     def probability(self, text: str) -> float:
-        """The model's raw attack probability (uncalibrated: see `calibrate`)."""
-        logit, _ = self._logit(features(text, self.words))
+        """The model's raw attack probability (uncalibrated: see `calibrate`): the attack head's, or the intent
+        head's best window (shifted by its offset) when that is higher."""
+        lowered, raw = _buckets(text)
+        logit, _, _ = self._combined(lowered, raw, _all_buckets(lowered, raw, self.words))
         return _sigmoid(logit)
 
     def calibrate(self, p: float) -> float:
         """Map a raw probability to the reported score: monotonic, the operating threshold to `BLOCK_SCORE`."""
-        t = self.threshold
-        if p <= t:
-            return max(0.0, BLOCK_SCORE * p / t)
-        return min(1.0, BLOCK_SCORE + (1.0 - BLOCK_SCORE) * (p - t) / (1.0 - t))
+        return _calibrate(p, self.threshold)
 
     def score(self, texts: list[str]) -> list[float]:
         """Calibrated attack scores in [0, 1] of texts as the engine sees them (normalized; only the first
@@ -297,12 +399,12 @@ class Classifier:
         return self._explain(lowered, raw, self._logit(_all_buckets(lowered, raw, self.words))[1], limit)
 
     def _explain(
-        self, lowered: str, raw: np.ndarray, norm: float, limit: int = MAX_EVIDENCE
+        self, lowered: str, raw: np.ndarray, norm: float, limit: int = MAX_EVIDENCE, weights: np.ndarray | None = None
     ) -> list[tuple[int, int, float]]:
         if len(raw) == 0:
             return []
         # Per position rather than per distinct bucket: no sort needed to find where a bucket occurs.
-        contributions = self.weights[raw]
+        contributions = (self.weights if weights is None else weights)[raw]
         top = min(len(raw), limit * 12)  # one word's overlapping n-grams (and repeats) widen to the same span
         best = np.argpartition(-contributions, top - 1)[:top]
         best = best[np.argsort(-contributions[best], kind="stable")]
@@ -324,22 +426,30 @@ class Classifier:
     def scan(self, candidates: list[Candidate]) -> list[Finding]:
         """At most one finding: the highest-scoring of the first `MAX_CANDIDATES` candidates, with its threat type,
         a severity from the score, and the words that weighed most as evidence."""
-        best: tuple[float, float, Candidate, str, np.ndarray, np.ndarray] | None = None
+        best: tuple[float, float, Candidate, str, np.ndarray, np.ndarray, int | None] | None = None
         for candidate in candidates[:MAX_CANDIDATES]:
             lowered, raw = _buckets(candidate.text)
             buckets = _all_buckets(lowered, raw, self.words)
-            logit, norm = self._logit(buckets)
+            logit, norm, window = self._combined(lowered, raw, buckets)
             p = _sigmoid(logit)
             if best is None or p > best[0]:
-                best = (p, norm, candidate, lowered, raw, buckets)
+                best = (p, norm, candidate, lowered, raw, buckets, window)
         if best is None:
             return []
-        p, norm, candidate, lowered, raw, buckets = best
+        p, norm, candidate, lowered, raw, buckets, window = best
         score = self.calibrate(p)
         if score < MIN_SCORE:
             return []
         text = candidate.text
-        explained = self._explain(lowered, raw, norm)
+        if window is None or self.intent is None:
+            explained = self._explain(lowered, raw, norm)
+        else:  # the words of the deciding window, by the intent head's weights, at their offsets in the text
+            part, part_raw = _buckets(lowered[window : window + WINDOW])
+            part_norm = math.sqrt(float(self.intent.idf_sq[_unique(part_raw)].sum())) or 1.0
+            explained = [
+                (start + window, end + window, weight)
+                for start, end, weight in self._explain(part, part_raw, part_norm, weights=self.intent.weights)
+            ]
         same_offsets = len(lowered) == len(text[:MAX_CHARS])  # lower() can change a text's length ("İ")
         source = text if same_offsets else lowered
         evidence = [source[start:end][:80] for start, end, _ in explained]
@@ -359,6 +469,13 @@ class Classifier:
                 view=candidate.view,
             )
         ]
+
+
+def _calibrate(p: float, t: float) -> float:
+    """`p` mapped linearly on [0, t] and on [t, 1] so that t becomes `BLOCK_SCORE`."""
+    if p <= t:
+        return max(0.0, BLOCK_SCORE * p / t)
+    return min(1.0, BLOCK_SCORE + (1.0 - BLOCK_SCORE) * (p - t) / (1.0 - t))
 
 
 def _sigmoid(x: float) -> float:
@@ -443,6 +560,69 @@ def _fit(
     )
 
 
+def _window_matrix(texts: Sequence[str]) -> tuple[Any, np.ndarray]:
+    """(the binary bucket matrix of every window of the normalized texts, the text each window row belongs to)."""
+    from scipy import sparse
+
+    rows: list[np.ndarray] = []
+    owners: list[int] = []
+    for k, text in enumerate(texts):
+        lowered, raw = _buckets(text)
+        windows, first, _ = _windows(raw, len(lowered))
+        for row, keep in zip(windows, first, strict=True):
+            rows.append(row[keep])
+            owners.append(k)
+    indptr = np.zeros(len(rows) + 1, dtype=np.int64)
+    np.cumsum([len(r) for r in rows], out=indptr[1:])
+    indices = np.concatenate(rows) if rows else np.zeros(0, dtype=np.int64)
+    matrix = sparse.csr_matrix((np.ones(len(indices)), indices, indptr), shape=(len(rows), _SIZE))
+    return matrix, np.asarray(owners, dtype=np.int64)
+
+
+def _fit_intent(windows: Any, labels: np.ndarray, *, seed: int) -> IntentHead:
+    """The harmful-request head: logistic regression over idf-weighted, unit-length window vectors (idf over
+    windows), harmful windows (label 1) against benign ones."""
+    from sklearn.linear_model import LogisticRegression
+
+    df = np.bincount(windows.indices, minlength=_SIZE)
+    idf = np.log((1.0 + windows.shape[0]) / (1.0 + df)) + 1.0
+    used = np.flatnonzero(df > 0)
+    x = _weighted(windows, idf)[:, used]
+    model = LogisticRegression(
+        C=INTENT_C, class_weight="balanced", solver="liblinear", max_iter=1000, random_state=seed
+    )
+    model.fit(x, labels)
+    weights = np.zeros(_SIZE)
+    weights[used] = model.coef_[0]
+    return IntentHead(
+        weights=(weights * idf).astype(np.float32),
+        idf_sq=np.where(df > 0, idf * idf, 0.0).astype(np.float32),
+        intercept=float(model.intercept_[0]),
+        offset=0.0,
+    )
+
+
+def _window_logits(head: IntentHead, windows: Any, owners: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """The best window logit of each text in `rows` (texts without a window get the intercept)."""
+    pick = np.isin(owners, rows)
+    part = windows[pick]
+    sums = part @ head.weights.astype(np.float64)
+    norms = np.sqrt(part @ head.idf_sq.astype(np.float64))
+    norms[norms == 0] = 1.0
+    best = np.full(int(rows.max()) + 1 if len(rows) else 0, -np.inf)
+    np.maximum.at(best, owners[pick], head.intercept + sums / norms)
+    out = best[rows]
+    out[~np.isfinite(out)] = head.intercept
+    return out
+
+
+def _logit_at_fpr(logits: np.ndarray, labels: np.ndarray, fpr: float) -> float:
+    """The lowest logit that at most `fpr` of the benign rows reach (their highest excluded logit)."""
+    benign = np.sort(logits[labels == 0])[::-1]
+    allowed = math.floor(fpr * len(benign))
+    return float(benign[min(allowed, len(benign) - 1)])
+
+
 def choose_threshold(probabilities: np.ndarray, labels: np.ndarray, target_fpr: float = TARGET_FPR) -> float:
     """The operating threshold: the lowest probability that keeps the false-positive rate on benign rows at most
     `target_fpr` (so recall is as high as it can be), moved halfway down to the highest benign probability it
@@ -494,6 +674,22 @@ def metrics(scores: Sequence[float], labels: Sequence[int], threshold: float = B
     }
 
 
+def _folds(
+    labels: np.ndarray, strata: list[str], groups: Sequence[str] | None, holdout: float, seed: int
+) -> tuple[list[tuple[np.ndarray, np.ndarray]], str]:
+    """(train rows, held-out rows) pairs and how they were made: whole groups (sources) held out in `GROUP_FOLDS`
+    folds when groups are given and every fold keeps both classes to learn from; else one stratified split."""
+    if groups is not None and len(set(groups)) >= 2:
+        from sklearn.model_selection import GroupKFold
+
+        splitter = GroupKFold(n_splits=min(GROUP_FOLDS, len(set(groups))))
+        folds = [(np.sort(a), np.sort(b)) for a, b in splitter.split(labels, labels, list(groups))]
+        if all(0 < labels[a].sum() < len(a) for a, _ in folds):
+            return folds, f"sources held out ({len(folds)} folds)"
+    train_rows, holdout_rows = _split(labels, strata, holdout, seed)
+    return [(train_rows, holdout_rows)], "stratified random split"
+
+
 def train(
     texts: list[str],
     labels: list[int],
@@ -501,42 +697,76 @@ def train(
     *,
     seed: int = 0,
     holdout: float = 0.2,
-    c: float = 100.0,
+    c: float = 10.0,
     target_fpr: float = TARGET_FPR,
     words: bool = WORD_NGRAMS,
+    groups: Sequence[str] | None = None,
+    intent: bool = True,
 ) -> tuple[Classifier, dict]:
-    """Fit on a stratified split (by category), choose the operating threshold and measure on the held-out part,
-    then refit on ALL rows with the same settings and keep the held-out threshold (more data for the shipped model;
-    the metrics are those of the held-out model, so they are honest about unseen prompts).
+    """Fit on held-out folds, choose the operating threshold and measure on the held-out rows, then refit on ALL rows
+    with the same settings and keep the held-out threshold and intent offset (more data for the shipped model; the
+    metrics are those of the held-out models, so they are honest about unseen prompts).
+
+    With `groups` (each row's source) whole sources are held out (see `_folds`): the threshold then keeps the
+    false-positive rate at `target_fpr` on benign prompts of kinds not trained on. Without, one split stratified by
+    category, of `holdout` of the rows. The intent head (`intent`) is fitted when the bank has at least two harmful
+    requests (categories in `INTENT_CATEGORIES`) and enough held-out benign rows to place its threshold (200 at 1%).
 
     Texts are normalized as the engine normalizes an input. Returns the classifier and the metrics: precision,
-    recall, f1, fpr, accuracy, threshold, n_train, n_holdout and recall per category (on the held-out split).
+    recall, f1, fpr, accuracy, threshold, n_train, n_holdout and recall per category (on the held-out rows).
     """
     if not (len(texts) == len(labels) == len(categories)):
         raise ValueError("texts, labels and categories must have the same length")
+    if groups is not None and len(groups) != len(texts):
+        raise ValueError("groups must have one entry per text")
     y = np.asarray([1 if int(label) else 0 for label in labels])
     if y.sum() < 2 or (len(y) - y.sum()) < 2:
         raise ValueError("training needs at least two attack and two benign prompts")
     normalized = [normalize(text).text for text in texts]
     types = [threat_of(category).value if yi else "" for category, yi in zip(categories, y, strict=True)]
     matrix = _matrix(normalized, words)
-    train_rows, holdout_rows = _split(y, list(categories), holdout, seed)
+    harmful = np.array([yi == 1 and category in INTENT_CATEGORIES for category, yi in zip(categories, y, strict=True)])
+    folds, how = _folds(y, list(categories), groups, holdout, seed)
+    held_rows = np.concatenate([b for _, b in folds])
+    # The offset needs the intent head's logit at half the FPR budget: on fewer held-out benign rows than that budget
+    # can resolve (at least one row above it), it would be the noise of the top benign score, so no intent head.
+    use_intent = intent and harmful.sum() >= 2 and (y[held_rows] == 0).sum() * target_fpr / 2 >= 1
+    if use_intent:
+        windows, owners = _window_matrix(normalized)
+        intent_rows = harmful | (y == 0)
 
-    probe = _fit(matrix[train_rows], y[train_rows], [types[i] for i in train_rows], seed=seed, c=c, words=words)
-    held_p = np.array([_sigmoid(probe._logit(matrix[i].indices)[0]) for i in holdout_rows])
-    threshold = choose_threshold(held_p, y[holdout_rows], target_fpr)
-    probe.threshold = threshold
-    held_scores = [probe.calibrate(p) for p in held_p]
-    result: dict[str, Any] = metrics(held_scores, y[holdout_rows])
+    attack_logits = np.zeros(len(y))
+    intent_logits = np.full(len(y), -np.inf)
+    for train_rows, holdout_rows in folds:
+        probe = _fit(matrix[train_rows], y[train_rows], [types[i] for i in train_rows], seed=seed, c=c, words=words)
+        attack_logits[holdout_rows] = [probe._logit(matrix[i].indices)[0] for i in holdout_rows]
+        fit_rows = train_rows[intent_rows[train_rows]] if use_intent else train_rows[:0]
+        if use_intent and harmful[fit_rows].sum() and (~harmful[fit_rows]).sum():
+            pick = np.isin(owners, fit_rows)
+            head = _fit_intent(windows[pick], harmful[owners[pick]].astype(int), seed=seed)
+            intent_logits[holdout_rows] = _window_logits(head, windows, owners, holdout_rows)
+    held_y = y[held_rows]
+    intent_logits[~np.isfinite(intent_logits)] = -1e6  # a fold without harmful rows to learn from: no intent score
+    offset = 0.0
+    if use_intent:
+        # Half the false-positive budget each: the offset puts the intent head's operating logit on the attack head's.
+        offset = _logit_at_fpr(intent_logits[held_rows], held_y, target_fpr / 2) - _logit_at_fpr(
+            attack_logits[held_rows], held_y, target_fpr / 2
+        )
+    combined = np.maximum(attack_logits[held_rows], intent_logits[held_rows] - offset)
+    held_p = np.array([_sigmoid(float(v)) for v in combined])
+    threshold = choose_threshold(held_p, held_y, target_fpr)
+    held_scores = [_calibrate(p, threshold) for p in held_p]
+    result: dict[str, Any] = metrics(held_scores, held_y)
     per_category: dict[str, float] = {}
     for category in sorted(set(categories)):
-        rows = [k for k, i in enumerate(holdout_rows) if categories[i] == category and y[i] == 1]
+        rows = [k for k, i in enumerate(held_rows) if categories[i] == category and y[i] == 1]
         if rows:
             per_category[category] = round(sum(held_scores[k] >= BLOCK_SCORE for k in rows) / len(rows), 4)
     result.update(
         threshold=round(threshold, 6),
-        n_train=len(train_rows),
-        n_holdout=len(holdout_rows),
+        n_train=len(y) - len(held_rows) if len(folds) == 1 else len(y),
+        n_holdout=len(held_rows),
         n_attacks=int(y.sum()),
         n_benign=int(len(y) - y.sum()),
         per_category_recall=per_category,
@@ -544,10 +774,17 @@ def train(
         c=c,
         target_fpr=target_fpr,
         words=words,
-        refit="all rows; threshold from the held-out split",
+        intent=bool(use_intent),
+        intent_offset=round(offset, 6),
+        validation=how,
+        refit="all rows; threshold from the held-out rows",
     )
 
     final = _fit(matrix, y, types, seed=seed, c=c, words=words)
     final.threshold = threshold
+    if use_intent:
+        head = _fit_intent(windows[intent_rows[owners]], harmful[owners[intent_rows[owners]]].astype(int), seed=seed)
+        head.offset = offset
+        final.intent = head
     final.info = {"metrics": {k: result[k] for k in ("precision", "recall", "fpr", "f1")}, "n": len(y)}
     return final, result

@@ -53,7 +53,10 @@ BENIGN = [
 def test_the_held_out_split_separates_attacks_from_benign_prompts(trained: tuple[Classifier, dict]) -> None:
     _, m = trained
     assert m["n_holdout"] == pytest.approx(0.2 * (m["n_train"] + m["n_holdout"]), abs=1)
-    assert m["recall"] >= 0.8
+    # 0.87 with the attack head alone at C=100; C=10 and the intent head's share of the FPR budget trade some of the
+    # in-distribution recall for recall on sources not trained on (see test_quality_intent.py).
+    assert m["recall"] >= 0.75
+    assert m["validation"] == "stratified random split"
     assert m["fpr"] <= 0.011  # the operating point targets 1% on held-out benign prompts
     assert m["precision"] >= 0.95
     assert set(m["per_category_recall"]) == {"injection", "indirect_injection", "jailbreak", "harmful"}
