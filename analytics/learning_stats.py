@@ -26,6 +26,7 @@ from django.db.models import Count, Exists, F, OuterRef, Q
 
 from analytics.selectors import Period
 from promptbank.choices import LearningEventType, SubmissionStatus
+from promptbank.learning import LOOP_SOURCES
 from promptbank.models import LearningEvent, Submission
 from testing.choices import Verdict
 from testing.models import TestResult
@@ -33,7 +34,6 @@ from testing.models import TestResult
 if TYPE_CHECKING:
     from accounts.models import Organization
 
-LOOP_SOURCES = ("testing", "firewall")
 FINDING_TYPES = (
     LearningEventType.FINDING_RECORDED,
     LearningEventType.BLOCKED_INPUT_RECORDED,

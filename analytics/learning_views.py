@@ -18,6 +18,7 @@ from analytics.forms import RangeForm
 from analytics.learning_charts import EVENT_LABELS, learning_charts
 from analytics.learning_stats import LearningStats, learning_stats
 from evalence.views import OrgPageMixin
+from firewall.selectors import classifier_status
 from promptbank.models import LearningEvent
 
 # Where the object behind an event's source is shown (all of them tenant-scoped pages).
@@ -67,7 +68,12 @@ class LearningView(OrgPageMixin, TemplateView):
     def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
         context = super().get_context_data(**kwargs)
         form: RangeForm = kwargs["form"]
-        context.update(nav_active="analytics", subnav="learning", organization=self.organization)
+        context.update(
+            nav_active="analytics",
+            subnav="learning",
+            organization=self.organization,
+            classifier=classifier_status(self.organization),
+        )
         if not form.is_valid():
             return context
         period = form.period()

@@ -110,10 +110,10 @@ else:
     # fork: worker processes keep plain per-process connections unless DATABASE_POOL says otherwise.
     _forking_worker = len(sys.argv) > 1 and sys.argv[1] == "rqworker"
     if env.bool("DATABASE_POOL", default=not _forking_worker):
-        # Under ASGI every request runs its sync code on a fresh asgiref thread, and Django's connections belong to a
-        # thread: without a pool each request connected anew (and with CONN_MAX_AGE left its connection open until
-        # the thread was collected, up to "too many clients"). A process-wide psycopg pool lends connections to
-        # whichever thread asks; Django requires CONN_MAX_AGE=0 with it (closing returns the connection).
+        # Requests run on a web process's worker threads (evalence/asgi.py, ASGI_SYNC_THREADS), and Django's
+        # connections belong to a thread: a process-wide psycopg pool lends connections to whichever thread asks and
+        # takes them back at the end of each request, so idle threads hold none. Django requires CONN_MAX_AGE=0 with
+        # it (closing returns the connection).
         if _db.get("CONN_MAX_AGE") or env.int("DATABASE_CONN_MAX_AGE", default=0):
             raise ImproperlyConfigured(
                 "DATABASE_CONN_MAX_AGE cannot be used with the connection pool; unset it, or set DATABASE_POOL=false"
@@ -138,6 +138,13 @@ else:
     if os.environ.get("DATABASE_TEST_NAME"):
         _db["TEST"] = {"NAME": os.environ["DATABASE_TEST_NAME"]}
 IS_SQLITE = _db["ENGINE"] == "django.db.backends.sqlite3"
+# Threads per web process that run requests' synchronous code (evalence/asgi.py): one request at a time each. More
+# than the database pool lends would only queue on the pool; fewer keeps the GIL from being fought over.
+ASGI_SYNC_THREADS = env.int(
+    "ASGI_SYNC_THREADS", default=min(8, _db.get("OPTIONS", {}).get("pool", {}).get("max_size", 8))
+)
+if ASGI_SYNC_THREADS < 1:
+    raise ImproperlyConfigured(f"ASGI_SYNC_THREADS must be at least 1, not {ASGI_SYNC_THREADS}")
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "accounts.User"
@@ -346,6 +353,9 @@ LOGGING = {
 
 # --- Evalence ---
 API_KEY_LAST_USED_RESOLUTION_S = env.int("API_KEY_LAST_USED_RESOLUTION_S", default=60)
+# How long a web process remembers a key that authenticated (accounts/authentication.py); 0 looks it up every time.
+# A revoked key stops working at once in the process that revoked it, and within this many seconds in the others.
+API_KEY_CACHE_S = env.float("API_KEY_CACHE_S", default=5.0)
 INVITATION_TTL_DAYS = env.int("INVITATION_TTL_DAYS", default=7)
 TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
 CSRF_FAILURE_VIEW = "evalence.errors.csrf_failure"
@@ -374,6 +384,12 @@ PROMPTBANK_NEAR_DUPLICATE_THRESHOLD = env.float("PROMPTBANK_NEAR_DUPLICATE_THRES
 FIELD_ENCRYPTION_KEY = secret("FIELD_ENCRYPTION_KEY") or ""
 # How long (seconds) a process trusts its loaded signatures/classifier/policy before checking for a newer version.
 FIREWALL_REFRESH_S = env.float("FIREWALL_REFRESH_S", default=5.0)
+# Organizations' own classifiers (trained with their accepted findings) kept loaded per process, least recently
+# loaded dropped first; the shared classifier is always kept.
+FIREWALL_CLASSIFIER_CACHE = env.int("FIREWALL_CLASSIFIER_CACHE", default=16)
+# Learned signatures (firewall/learned.py): an organization's accepted findings as phrase rules of its firewall, the
+# newest this many (they cost one pass over an input's words however many there are).
+FIREWALL_LEARNED_SIGNATURES_MAX = env.int("FIREWALL_LEARNED_SIGNATURES_MAX", default=2000)
 # Conversation context: how many recent turns of a session are scanned together, and for how long they are kept.
 FIREWALL_CONTEXT_TURNS = env.int("FIREWALL_CONTEXT_TURNS", default=6)
 FIREWALL_CONTEXT_TTL_S = env.int("FIREWALL_CONTEXT_TTL_S", default=1800)
@@ -390,6 +406,9 @@ FIREWALL_WEBHOOK_ALLOW_PRIVATE = env.bool("FIREWALL_WEBHOOK_ALLOW_PRIVATE", defa
 # at most FIREWALL_RETRAIN_TIMEOUT_S seconds.
 FIREWALL_RETRAIN_INTERVAL_S = env.int("FIREWALL_RETRAIN_INTERVAL_S", default=86400)
 FIREWALL_RETRAIN_TIMEOUT_S = env.int("FIREWALL_RETRAIN_TIMEOUT_S", default=3600)
+# After the shared classifier, each organization with prompts of its own (accepted findings and reports) gets its own
+# version trained on the shared bank plus those prompts (one job per organization); false trains the shared one only.
+FIREWALL_RETRAIN_ORGANIZATIONS = env.bool("FIREWALL_RETRAIN_ORGANIZATIONS", default=True)
 # Shadow mode (firewall/shadow.py): false skips scoring the version in shadow on live traffic altogether; examples of
 # each kind of disagreement the comparison page lists.
 FIREWALL_SHADOW_ENABLED = env.bool("FIREWALL_SHADOW_ENABLED", default=True)

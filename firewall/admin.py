@@ -660,9 +660,18 @@ class DetectorVersionAdmin(SuperuserListAdmin):
     activating an older version). Training and activation are `firewall.detectors`' (imported when used)."""
 
     change_list_template = "firewall/admin_detectorversion_change_list.html"
-    list_display = ("version", "status", "metrics_summary", "short_reason", "created_by", "created_at", "activated_at")
-    list_filter = ("status",)
-    list_select_related = ("created_by",)
+    list_display = (
+        "version",
+        "scope",
+        "status",
+        "metrics_summary",
+        "short_reason",
+        "created_by",
+        "created_at",
+        "activated_at",
+    )
+    list_filter = ("status", ("organization", admin.EmptyFieldListFilter))
+    list_select_related = ("created_by", "organization")
     actions = ["activate_version", "start_shadow", "stop_shadow"]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet:
@@ -670,6 +679,11 @@ class DetectorVersionAdmin(SuperuserListAdmin):
 
     def get_actions(self, request: HttpRequest) -> dict[str, Any]:
         return super().get_actions(request) if request.user.is_superuser else {}
+
+    @admin.display(description="scope", ordering="organization__slug")
+    def scope(self, obj: DetectorVersion) -> str:
+        """Shared, or the organization whose own prompts it also learned from."""
+        return obj.organization.slug if obj.organization_id else "shared"
 
     @admin.display(description="metrics")
     def metrics_summary(self, obj: DetectorVersion) -> str:

@@ -7,9 +7,10 @@ class FirewallConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        # Imported for their side effects: the bank's prompts_changed reaches the similarity index, and the metrics
-        # collectors subscribe to circuit breakers.
+        # Imported for their side effects: the bank's prompts_changed reaches the similarity index and the learned
+        # signatures, and the metrics collectors subscribe to circuit breakers.
         import firewall.detectors
+        import firewall.learned
         import firewall.metrics  # noqa: F401
         from firewall import signals
         from firewall.nearest import ThreatPatternSource

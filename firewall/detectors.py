@@ -3,8 +3,12 @@ per-process caches of the active classifier and of the similarity indexes (hot-s
 
 - `detector_train` fits a classifier on the active bank (`training_data`), stores it as a new `DetectorVersion`
   (artifact, SHA-256, held-out metrics, what it was trained on) and activates it per the `activate` rule.
-- `active_classifier()` is what the engine calls on every evaluation: a process-local copy, re-checked against the
-  database at most every `FIREWALL_REFRESH_S` seconds (one indexed query), so web and worker processes pick up a new
+- `detector_train(organization=org)` trains an organization's own version: the shared bank plus that organization's
+  own prompts (`own_prompts`: its accepted findings and reports), so what one tenant's findings teach never reaches
+  another tenant's model. `retrain_organizations` (firewall/retrain.py) trains them after the shared one.
+- `active_classifier(organization_id)` is what the engine calls on every evaluation: the organization's own active
+  version if it has one, else the shared one; a process-local copy, re-checked against the database at most every
+  `FIREWALL_REFRESH_S` seconds (one indexed query for every scope), so web and worker processes pick up a new
   version by themselves. An artifact whose SHA-256 does not match its row is never loaded.
 - `similarity_index(organization)` holds the known attacks (the global bank's, plus the organization's own). When
   `promptbank.signals.prompts_changed` fires (prompts ingested, a bank release activated) the scope is only marked
@@ -18,9 +22,11 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import threading
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -104,11 +110,15 @@ def bank_rows(*, organization: Organization | None = None) -> tuple[list[BankRow
             rows.append(BankRow(str(pk), text, int(label == Label.ATTACK), category))
         described = "all active global prompts"
     if organization is not None:
+        seen = {r.id for r in rows}  # a shared prompt it accepted may be in the release already: once is enough
         own = own_prompts(organization)
         for pk, text, label, category in own.values_list("pk", "text", "label", "category").iterator():
-            rows.append(BankRow(str(pk), text, int(label == Label.ATTACK), category))
+            if str(pk) not in seen:
+                rows.append(BankRow(str(pk), text, int(label == Label.ATTACK), category))
         described += f" + {organization.slug}'s own prompts"
-    rows.sort(key=lambda row: row.id)  # a stable order: the same bank gives the same split
+    # A stable order that follows the content, not the rows' random ids: the same prompts give the same held-out
+    # split (and so comparable figures) in every database they are loaded into.
+    rows.sort(key=lambda row: (hashlib.sha256(row.text.encode()).digest(), row.label, row.category, row.id))
     return rows, described
 
 
@@ -188,15 +198,32 @@ def benign_compare(candidate: Classifier, active: DetectorVersion, texts: list[s
     return figures
 
 
+def _versions_of(organization_id: Any) -> Q:
+    return Q(organization_id=organization_id) if organization_id is not None else Q(organization__isnull=True)
+
+
+def active_version(organization: Organization | None = None, *, fallback: bool = True) -> DetectorVersion | None:
+    """The active version that serves `organization`: its own if it has one, else (with `fallback`) the shared one.
+    Without an organization: the shared one. The artifact is not loaded."""
+    active = DetectorVersion.objects.filter(status=DetectorStatus.ACTIVE).defer("artifact")
+    if organization is not None:
+        own = active.filter(organization=organization).first()
+        if own is not None or not fallback:
+            return own
+    return active.filter(organization__isnull=True).first()
+
+
 def detector_gate(*, version: DetectorVersion) -> str:
-    """Why a stored version may not replace the active one ("" when it may): the same two checks as "auto"
-    training, on today's bank. Used when a shadow version is promoted."""
-    active = DetectorVersion.objects.filter(status=DetectorStatus.ACTIVE).first()
+    """Why a stored version may not replace the active one of its scope ("" when it may): the same two checks as
+    "auto" training, on today's bank. Used when a shadow version is promoted."""
+    active = active_version(version.organization)
     if active is None or active.pk == version.pk:
         return ""
-    texts, reports = benign_set()
+    texts, reports = benign_set(bank_rows(organization=version.organization)[0])
     figures = benign_compare(load_version(version), active, texts, reports)
-    return _compare(version.metrics or {}, active, _benign_problem(figures))
+    return _compare(
+        version.metrics or {}, active, _benign_problem(figures), other_data=version.organization_id is not None
+    )
 
 
 def _benign_problem(figures: dict[str, Any]) -> str:
@@ -233,7 +260,7 @@ def _record_event(version: DetectorVersion, event_type: str, action: str) -> Non
     from promptbank.services import learning_event_record
 
     learning_event_record(
-        organization=None,
+        organization=version.organization,
         event_type=event_type,
         source=version,
         action=action,
@@ -252,8 +279,8 @@ def _headline(metrics: dict[str, Any]) -> dict[str, Any]:
 
 @transaction.atomic
 def detector_activate(*, version: DetectorVersion, actor: User | None = None, reason: str = "") -> DetectorVersion:
-    """Make `version` the active classifier (the previous one is retired). Every process switches to it within
-    `FIREWALL_REFRESH_S` seconds."""
+    """Make `version` the active classifier of its scope (the shared one, or its organization's own; the previous
+    one of that scope is retired). Every process switches to it within `FIREWALL_REFRESH_S` seconds."""
     version = DetectorVersion.objects.select_for_update().get(pk=version.pk)
     if version.status == DetectorStatus.ACTIVE:
         return version
@@ -261,28 +288,52 @@ def detector_activate(*, version: DetectorVersion, actor: User | None = None, re
         raise Conflict(f"Classifier v{version.version} was rejected and cannot be activated.")
     load_version(version)  # refuse an artifact that does not verify or load
     now = timezone.now()
-    DetectorVersion.objects.select_for_update().filter(status=DetectorStatus.ACTIVE).update(
-        status=DetectorStatus.RETIRED
-    )
+    current = DetectorVersion.objects.select_for_update().filter(_versions_of(version.organization_id))
+    current.filter(status=DetectorStatus.ACTIVE).update(status=DetectorStatus.RETIRED)
     version.status = DetectorStatus.ACTIVE
     version.activated_at = now
     actor_name = f" by {actor.email}" if actor is not None else ""
     version.reason = reason or f"Activated{actor_name}."
     version.save(update_fields=["status", "activated_at", "reason"])
-    _record_event(version, LearningEventType.DETECTOR_ACTIVATED, f"classifier v{version.version} activated")
+    _record_event(version, LearningEventType.DETECTOR_ACTIVATED, f"{version_name(version)} activated")
     transaction.on_commit(_forget_classifier)
     return version
 
 
-def _compare(new: dict[str, Any], active: DetectorVersion, benign_problem: str = "") -> str:
+def version_name(version: DetectorVersion) -> str:
+    """'classifier v3', or 'acme's own classifier v4'."""
+    owner = f"{version.organization.slug}'s own " if version.organization_id else ""
+    return f"{owner}classifier v{version.version}"
+
+
+def _sampling_allowance(new: dict[str, Any], old: dict[str, Any], hits: str, misses: str) -> float:
+    """How much worse a rate may look on a different held-out split before it counts as worse: 1.96 standard errors
+    of the difference of two proportions (a two-sided 95% test), from the splits' own counts. 0 without counts."""
+    n_new = int(new.get(hits, 0) or 0) + int(new.get(misses, 0) or 0)
+    n_old = int(old.get(hits, 0) or 0) + int(old.get(misses, 0) or 0)
+    if not n_new or not n_old:
+        return 0.0
+    pooled = (int(new.get(hits, 0) or 0) + int(old.get(hits, 0) or 0)) / (n_new + n_old)
+    return 1.96 * math.sqrt(pooled * (1 - pooled) * (1 / n_new + 1 / n_old))
+
+
+def _compare(
+    new: dict[str, Any], active: DetectorVersion, benign_problem: str = "", *, other_data: bool = False
+) -> str:
     """Why `new` metrics are worse than the active version's, or "" when they are not: held-out recall lower by more
     than RECALL_TOLERANCE, held-out false-positive rate higher by more than FPR_TOLERANCE, or (from
-    `_benign_problem`) more of the benign set blocked."""
+    `_benign_problem`) more of the benign set blocked. With `other_data` (an organization's own version, trained and
+    split on more than the version it would replace), the held-out figures come from different splits, so a
+    difference counts only beyond their sampling error; the benign set is scored by both, and stays strict."""
     old = active.metrics or {}
+    recall_tolerance, fpr_tolerance = RECALL_TOLERANCE, FPR_TOLERANCE
+    if other_data:
+        recall_tolerance = max(recall_tolerance, _sampling_allowance(new, old, "tp", "fn"))
+        fpr_tolerance = max(fpr_tolerance, _sampling_allowance(new, old, "fp", "tn"))
     problems = []
-    if float(new.get("recall", 0.0)) < float(old.get("recall", 0.0)) - RECALL_TOLERANCE:
+    if float(new.get("recall", 0.0)) < float(old.get("recall", 0.0)) - recall_tolerance:
         problems.append(f"held-out recall {float(new.get('recall', 0.0)):.4f} < {float(old['recall']):.4f}")
-    if float(new.get("fpr", 1.0)) > float(old.get("fpr", 1.0)) + FPR_TOLERANCE:
+    if float(new.get("fpr", 1.0)) > float(old.get("fpr", 1.0)) + fpr_tolerance:
         problems.append(
             f"held-out false-positive rate (FPR) {float(new.get('fpr', 1.0)):.4f} > {float(old['fpr']):.4f}"
         )
@@ -293,11 +344,15 @@ def _compare(new: dict[str, Any], active: DetectorVersion, benign_problem: str =
     return f"Not activated: worse than the active v{active.version} ({'; '.join(problems)})."
 
 
-def detector_train(*, actor: User | None = None, activate: str = "auto", seed: int = 0) -> DetectorVersion:
+def detector_train(
+    *, actor: User | None = None, activate: str = "auto", seed: int = 0, organization: Organization | None = None
+) -> DetectorVersion:
     """Train a classifier on the active bank, store it as a new version and activate it per `activate`:
 
     - "auto": only if it is no worse than the active version on held-out recall and FPR and blocks no more of the
       benign set (otherwise it stays a candidate, with the reason); the first version is always activated;
+      an organization's own version is compared with the organization's active one, or, for its first, with the
+      shared one it would replace for that organization (so it must earn its place too);
     - "force": activate whatever the figures;
     - "never": keep it as a candidate.
 
@@ -307,7 +362,7 @@ def detector_train(*, actor: User | None = None, activate: str = "auto", seed: i
     """
     if activate not in ACTIVATE_RULES:
         raise ApplicationError(f"activate must be one of {', '.join(ACTIVATE_RULES)}, not {activate!r}.")
-    rows, described = bank_rows()
+    rows, described = bank_rows(organization=organization)
     attacks = sum(r.label for r in rows)
     benign = len(rows) - attacks
     if attacks < MIN_PER_CLASS or benign < MIN_PER_CLASS:
@@ -319,7 +374,7 @@ def detector_train(*, actor: User | None = None, activate: str = "auto", seed: i
     classifier, metrics = train([r.text for r in rows], [r.label for r in rows], [r.category for r in rows], seed=seed)
     seconds = round(time.perf_counter() - started, 2)
     # The benign set: the new version's figures always; the active one's too when "auto" has to compare them.
-    compared = DetectorVersion.objects.filter(status=DetectorStatus.ACTIVE).defer("artifact").first()
+    compared = active_version(organization)
     texts, reports = benign_set(rows)
     if activate == "auto" and compared is not None:
         metrics["benign_set"] = benign_compare(classifier, compared, texts, reports)
@@ -339,14 +394,18 @@ def detector_train(*, actor: User | None = None, activate: str = "auto", seed: i
         "seed": seed,
         "seconds": seconds,
         "artifact_bytes": len(artifact),
-        "model": "hashed character 3-5-grams (2^18 buckets), idf, logistic regression",
+        "model": "hashed character 3-5-grams (2^18 buckets), idf, logistic regression; harmful-intent head over "
+        "100-character windows",
     }
+    if organization is not None:
+        training["own_prompts"] = own_prompts(organization).count()
     with transaction.atomic():
         number = (DetectorVersion.objects.aggregate(n=Max("version"))["n"] or 0) + 1
         try:
             with transaction.atomic():
                 version = DetectorVersion.objects.create(
                     version=number,
+                    organization=organization,
                     status=DetectorStatus.CANDIDATE,
                     artifact=artifact,
                     artifact_sha256=_sha256(artifact),
@@ -356,8 +415,8 @@ def detector_train(*, actor: User | None = None, activate: str = "auto", seed: i
                 )
         except IntegrityError:
             raise Conflict(f"Another training stored v{number} at the same time; run it again.") from None
-        _record_event(version, LearningEventType.DETECTOR_TRAINED, f"classifier v{number} trained")
-        active = DetectorVersion.objects.filter(status=DetectorStatus.ACTIVE).first()
+        _record_event(version, LearningEventType.DETECTOR_TRAINED, f"{version_name(version)} trained")
+        active = active_version(organization)
         if activate == "never":
             version.reason = "Not activated (activate=never)."
         elif activate == "force":
@@ -370,16 +429,58 @@ def detector_train(*, actor: User | None = None, activate: str = "auto", seed: i
                 "training again (or activate it by hand)."
             )
         else:
-            worse = _compare(metrics, active, _benign_problem(metrics["benign_set"]))
+            worse = _compare(
+                metrics, active, _benign_problem(metrics["benign_set"]), other_data=organization is not None
+            )
+            replaced_shared = active.organization_id != version.organization_id
+            shared = " (the shared classifier it replaces here)" if replaced_shared else ""
             if not worse:
                 return detector_activate(
                     version=version,
                     actor=actor,
-                    reason=f"Activated: no worse than v{active.version} on held-out recall and FPR, and on the "
-                    "benign set.",
+                    reason=f"Activated: no worse than v{active.version}{shared} on held-out recall and FPR, and "
+                    "on the benign set.",
                 )
             version.reason = worse
         version.save(update_fields=["reason"])
+    return version
+
+
+def organizations_with_own_prompts() -> list[Any]:
+    """Ids of the organizations an own classifier is for: those with active prompts of their own or accepted
+    submissions linked to shared prompts (`own_prompts`), and those whose own version is active (to retire it when
+    nothing of their own is left)."""
+    own = Prompt.objects.filter(organization__isnull=False, is_active=True)
+    ids = set(own.values_list("organization_id", flat=True).distinct())
+    ids |= set(
+        Submission.objects.filter(
+            status=SubmissionStatus.ACCEPTED, prompt__isnull=False, prompt__organization__isnull=True
+        ).values_list("organization_id", flat=True)
+    )
+    ids |= set(
+        DetectorVersion.objects.filter(status=DetectorStatus.ACTIVE, organization__isnull=False).values_list(
+            "organization_id", flat=True
+        )
+    )
+    ids.discard(None)
+    return sorted(ids, key=str)
+
+
+@transaction.atomic
+def organization_classifier_retire(*, organization: Organization, reason: str) -> DetectorVersion | None:
+    """Retire an organization's own active version (the shared one serves it again); None when it had none."""
+    version = (
+        DetectorVersion.objects.select_for_update()
+        .filter(organization=organization, status=DetectorStatus.ACTIVE)
+        .first()
+    )
+    if version is None:
+        return None
+    version.status = DetectorStatus.RETIRED
+    version.reason = reason
+    version.save(update_fields=["status", "reason"])
+    _record_event(version, LearningEventType.DETECTOR_RETIRED, f"{version_name(version)} retired: {reason}")
+    transaction.on_commit(_forget_classifier)
     return version
 
 
@@ -387,13 +488,18 @@ def detector_train(*, actor: User | None = None, activate: str = "auto", seed: i
 
 
 class _ClassifierCache:
-    """This process's copy of the version in one status (active, or shadow)."""
+    """This process's view of the versions in one status (active, or shadow): which version each scope has (the
+    shared one under None, organizations with their own under their id), read in one query at most every
+    FIREWALL_REFRESH_S seconds, and the classifiers loaded for the scopes asked about. Organizations' own models are
+    kept for at most FIREWALL_CLASSIFIER_CACHE organizations per process (the least recently loaded go first; they
+    load again from the database when next needed)."""
 
     def __init__(self, status: str) -> None:
         self.status = status
         self.lock = threading.Lock()
-        self.classifier: Classifier | None = None
-        self.loaded: tuple[int, str] | None = None  # (version, sha256) of what `classifier` is
+        self.versions: dict[Any, tuple[int, str]] = {}  # scope -> (version, sha256) in the database
+        self.serving: OrderedDict[Any, tuple[tuple[int, str], Classifier]] = OrderedDict()  # scope -> loaded
+        self.failed: set[tuple[int, str]] = set()  # versions that did not verify or load: not tried again
         self.checked_at = float("-inf")
 
 
@@ -413,43 +519,80 @@ def classifiers_changed() -> None:
     _forget_classifier()
 
 
-def _current(state: _ClassifierCache) -> Classifier | None:
-    """The classifier of the version in `state.status`, re-checked at most every FIREWALL_REFRESH_S seconds (one
-    indexed query); a version that fails to verify leaves the one loaded before in use."""
+def _refresh(state: _ClassifierCache) -> None:
+    """Re-read which version each scope has, if FIREWALL_REFRESH_S passed since the last read."""
     refresh = float(settings.FIREWALL_REFRESH_S)
     if time.monotonic() - state.checked_at < refresh:
-        return state.classifier
+        return
     with state.lock:
         if time.monotonic() - state.checked_at < refresh:  # another thread refreshed meanwhile
-            return state.classifier
-        rows = DetectorVersion.objects.filter(status=state.status)
-        current = rows.values_list("version", "artifact_sha256").first()
-        if current is None:
-            state.classifier, state.loaded = None, None
-        elif current != state.loaded:
-            row = DetectorVersion.objects.filter(version=current[0]).first()
-            try:
-                if row is None:
-                    raise Conflict(f"Classifier v{current[0]} disappeared.")
-                state.classifier = load_version(row)
-                state.loaded = current
-                logger.info("classifier v%s loaded (%s)", current[0], state.status)
-            except ApplicationError as exc:
-                # Keep serving the version loaded before (if any) rather than none at all.
-                logger.error("classifier not swapped: %s", exc.message)
+            return
+        rows = DetectorVersion.objects.filter(status=state.status).values_list(
+            "organization_id", "version", "artifact_sha256"
+        )
+        state.versions = {scope: (version, sha) for scope, version, sha in rows}
+        for scope in [scope for scope in state.serving if scope not in state.versions]:
+            del state.serving[scope]  # that scope has no version in this status any more
         state.checked_at = time.monotonic()
-        return state.classifier
 
 
-def active_classifier() -> Classifier | None:
-    """The active classifier, or None when no version is active (or the active one fails to verify and none was
-    loaded before). Re-checks the database at most every `FIREWALL_REFRESH_S` seconds; thread-safe."""
-    return _current(_classifier_cache)
+def _load(state: _ClassifierCache, scope: Any, key: tuple[int, str]) -> Classifier | None:
+    """Load `key` for `scope` (under the lock). A version that fails to verify leaves what the scope served before
+    in use, or nothing (the caller falls back to the shared classifier)."""
+    served = state.serving.get(scope)
+    if served is not None and served[0] == key:  # another thread loaded it meanwhile
+        return served[1]
+    if key not in state.failed:
+        try:
+            row = DetectorVersion.objects.filter(version=key[0]).first()
+            if row is None:
+                raise Conflict(f"Classifier v{key[0]} disappeared.")
+            classifier = load_version(row)
+        except ApplicationError as exc:
+            state.failed.add(key)
+            logger.error("classifier not swapped: %s", exc.message)
+        else:
+            state.serving[scope] = (key, classifier)
+            state.serving.move_to_end(scope)
+            limit = max(1, int(settings.FIREWALL_CLASSIFIER_CACHE))
+            while sum(1 for s in state.serving if s is not None) > limit:
+                oldest = next(s for s in state.serving if s is not None)
+                del state.serving[oldest]
+            owner = f", organization {scope}" if scope else ""
+            logger.info("classifier v%s loaded (%s%s)", key[0], state.status, owner)
+            return classifier
+    return served[1] if served is not None else None
+
+
+def _current(state: _ClassifierCache, organization_id: Any = None) -> Classifier | None:
+    """The classifier in `state.status` for an organization: its own if it has one (and it loads), else the
+    shared one. Thread-safe; a database read at most every FIREWALL_REFRESH_S seconds, a load only on a change."""
+    _refresh(state)
+    scopes = (organization_id, None) if organization_id is not None else (None,)
+    for scope in scopes:
+        key = state.versions.get(scope)
+        if key is None:
+            continue
+        served = state.serving.get(scope)
+        if served is not None and served[0] == key:
+            return served[1]
+        with state.lock:
+            classifier = _load(state, scope, key)
+        if classifier is not None:
+            return classifier
+    return None
+
+
+def active_classifier(organization_id: Any = None) -> Classifier | None:
+    """The active classifier for an organization (its own version if it has one, else the shared one; without an
+    organization, the shared one), or None when no version is active (or the active one fails to verify and none
+    was loaded before). Re-checks the database at most every `FIREWALL_REFRESH_S` seconds; thread-safe."""
+    return _current(_classifier_cache, organization_id)
 
 
 def shadow_classifier() -> Classifier | None:
     """The classifier in shadow, or None (the common case: then the evaluation path does nothing more). Picked up
-    and dropped exactly like the active one."""
+    and dropped exactly like the active one. Shadow runs are of shared versions only."""
     return _current(_shadow_cache)
 
 
@@ -637,5 +780,6 @@ def reset_caches() -> None:
     _forget_classifier()
     for state in (_classifier_cache, _shadow_cache):
         with state.lock:
-            state.classifier, state.loaded = None, None
+            state.versions, state.failed = {}, set()
+            state.serving.clear()
     _indexes.clear()

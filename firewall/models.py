@@ -263,9 +263,23 @@ class DetectorModel(TenantModel):
 
 
 class DetectorVersion(models.Model):
-    """One trained classifier artifact with its metrics on the bank's held-out split. One is active at a time."""
+    """One trained classifier artifact with its metrics on the bank's held-out split.
+
+    A shared version (no organization) is trained on the shared bank and serves every organization; an
+    organization's own version is trained on the shared bank plus that organization's own prompts (its accepted
+    findings and reports), so what it learned stays out of everyone else's model, and serves only that organization.
+    One version is active per scope (the shared one, and at most one per organization); shadow runs are shared only.
+    """
 
     version = models.PositiveIntegerField(unique=True)
+    organization = models.ForeignKey(
+        "accounts.Organization",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="+",
+        help_text="Empty: the shared classifier. Set: this organization's own, trained with its own prompts.",
+    )
     status = models.CharField(max_length=16, choices=DetectorStatus.choices, default=DetectorStatus.CANDIDATE)
     artifact = models.BinaryField()
     artifact_sha256 = models.CharField(max_length=64)
@@ -282,7 +296,14 @@ class DetectorVersion(models.Model):
         ordering = ["-version"]
         constraints = [
             models.UniqueConstraint(
-                fields=["status"], condition=Q(status="active"), name="fw_detector_version_one_active"
+                fields=["status"],
+                condition=Q(status="active", organization__isnull=True),
+                name="fw_detector_version_one_shared_active",
+            ),
+            models.UniqueConstraint(
+                fields=["organization", "status"],
+                condition=Q(status="active", organization__isnull=False),
+                name="fw_detector_version_one_active_per_org",
             ),
             models.UniqueConstraint(
                 fields=["status"], condition=Q(status="shadow"), name="fw_detector_version_one_shadow"
@@ -290,4 +311,5 @@ class DetectorVersion(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"classifier v{self.version} ({self.status})"
+        scope = f", {self.organization.slug}" if self.organization_id else ""
+        return f"classifier v{self.version} ({self.status}{scope})"

@@ -9,6 +9,11 @@ latest version (same fingerprint of ids, labels, categories and texts) is not tr
 give the same model. Start the chain with `python manage.py train_detector --schedule` (the worker entry point
 does); FIREWALL_RETRAIN_INTERVAL_S=0 switches the schedule off.
 
+After the shared classifier, every organization with prompts of its own (its accepted findings and reports) gets its
+own version (`retrain_organization`, one job each with Redis): the shared bank plus those prompts, gated the same way
+against what serves that organization now. An organization whose own prompts are all gone is served by the shared
+classifier again. FIREWALL_RETRAIN_ORGANIZATIONS=false trains the shared one only.
+
 `retrain_enqueue()` is the admin's "train now": with Redis the job goes to a worker; without, it runs here and now.
 """
 
@@ -25,7 +30,7 @@ from firewall import detectors
 from firewall.models import DetectorVersion
 
 if TYPE_CHECKING:
-    from accounts.models import User
+    from accounts.models import Organization, User
 
 logger = logging.getLogger("evalence.firewall")
 
@@ -36,32 +41,97 @@ def _summary(version: DetectorVersion) -> dict[str, Any]:
     return {"version": version.version, "status": version.status, "reason": version.reason}
 
 
-def retrain_now(*, actor_id: Any = None, skip_unchanged: bool = False, seed: int = 0) -> dict[str, Any]:
-    """Train once with `activate="auto"`; a summary of the new version, or why nothing was trained. A bank too small
-    to train on is reported (and logged), not raised: the schedule goes on and says why next time too."""
+def _unchanged_since(organization: Organization | None) -> int | None:
+    """The latest version of the scope when it was trained on exactly today's data (same fingerprint), else None."""
+    rows, _ = detectors.bank_rows(organization=organization)
+    fingerprint = detectors.bank_fingerprint(rows)
+    scope = DetectorVersion.objects.filter(organization=organization)
+    latest = scope.order_by("-version").values_list("version", "training").first()
+    if latest is not None and (latest[1] or {}).get("data_sha256") == fingerprint:
+        return latest[0]
+    return None
+
+
+def _train(actor_id: Any, seed: int, organization: Organization | None) -> dict[str, Any]:
     from accounts.models import User
 
     actor = User.objects.filter(pk=actor_id).first() if actor_id is not None else None
-    if skip_unchanged:
-        rows, _ = detectors.bank_rows()
-        fingerprint = detectors.bank_fingerprint(rows)
-        latest = DetectorVersion.objects.order_by("-version").values_list("version", "training").first()
-        if latest is not None and (latest[1] or {}).get("data_sha256") == fingerprint:
-            logger.info("retrain skipped: the bank is unchanged since v%s", latest[0])
-            return {"skipped": f"The bank is unchanged since v{latest[0]}."}
     try:
-        version = detectors.detector_train(actor=actor, activate="auto", seed=seed)
+        version = detectors.detector_train(actor=actor, activate="auto", seed=seed, organization=organization)
     except ApplicationError as exc:
         logger.warning("retrain failed: %s", exc.message)
         return {"error": exc.message}
-    logger.info("retrain: classifier v%s %s. %s", version.version, version.status, version.reason)
+    logger.info("retrain: %s %s. %s", detectors.version_name(version), version.status, version.reason)
     return _summary(version)
+
+
+def retrain_now(
+    *, actor_id: Any = None, skip_unchanged: bool = False, seed: int = 0, organizations: bool = False
+) -> dict[str, Any]:
+    """Train the shared classifier once with `activate="auto"`; a summary of the new version, or why nothing was
+    trained. A bank too small to train on is reported (and logged), not raised: the schedule goes on and says why
+    next time too. With `organizations`, the organizations' own versions follow (`retrain_organizations`)."""
+    unchanged = _unchanged_since(None) if skip_unchanged else None
+    if unchanged is not None:
+        logger.info("retrain skipped: the bank is unchanged since v%s", unchanged)
+        summary: dict[str, Any] = {"skipped": f"The bank is unchanged since v{unchanged}."}
+    else:
+        summary = _train(actor_id, seed, None)
+    if organizations and "error" not in summary:
+        summary["organizations"] = retrain_organizations(actor_id=actor_id, skip_unchanged=skip_unchanged, seed=seed)
+    return summary
+
+
+def retrain_organization(
+    *, organization_id: Any, actor_id: Any = None, skip_unchanged: bool = True, seed: int = 0
+) -> dict[str, Any]:
+    """Train one organization's own classifier (the shared bank plus its own prompts), or retire it when the
+    organization has no prompts of its own any more. A job: takes ids."""
+    from accounts.models import Organization
+
+    organization = Organization.objects.filter(pk=organization_id).first()
+    if organization is None:
+        return {"skipped": "The organization no longer exists."}
+    if not detectors.own_prompts(organization).exists():
+        retired = detectors.organization_classifier_retire(
+            organization=organization, reason="Retired: the organization has no prompts of its own any more."
+        )
+        return {"organization": organization.slug, "retired": retired.version if retired else None}
+    unchanged = _unchanged_since(organization) if skip_unchanged else None
+    if unchanged is not None:
+        return {"organization": organization.slug, "skipped": f"Its bank is unchanged since v{unchanged}."}
+    return {"organization": organization.slug, **_train(actor_id, seed, organization)}
+
+
+def retrain_organizations(
+    *, actor_id: Any = None, skip_unchanged: bool = True, seed: int = 0
+) -> list[dict[str, Any]] | dict[str, int]:
+    """Each organization's own classifier after the shared one: one job per organization on a worker with Redis
+    (`{"queued": n}`), else one after the other here (their summaries)."""
+    if not settings.FIREWALL_RETRAIN_ORGANIZATIONS:
+        return []
+    ids = detectors.organizations_with_own_prompts()
+    if settings.JOBS_BACKEND == "rq":
+        for organization_id in ids:
+            dispatch(
+                retrain_organization,
+                organization_id=str(organization_id),
+                actor_id=actor_id,
+                skip_unchanged=skip_unchanged,
+                seed=seed,
+                queue="default",
+            )
+        return {"queued": len(ids)}
+    return [
+        retrain_organization(organization_id=i, actor_id=actor_id, skip_unchanged=skip_unchanged, seed=seed)
+        for i in ids
+    ]
 
 
 def retrain(*, reschedule: bool = True) -> dict[str, Any]:
     """The periodic job: train if the bank changed since the latest version, then schedule the next run."""
     try:
-        return retrain_now(skip_unchanged=True)
+        return retrain_now(skip_unchanged=True, organizations=True)
     finally:
         if reschedule:
             schedule_retrain()
@@ -84,6 +154,6 @@ def retrain_enqueue(*, actor: User | None = None) -> dict[str, Any] | None:
     done), else run in this process and its summary returned."""
     actor_id = actor.pk if actor is not None else None
     if settings.JOBS_BACKEND == "rq":
-        dispatch(retrain_now, actor_id=actor_id, queue="default")
+        dispatch(retrain_now, actor_id=actor_id, organizations=True, queue="default")
         return None
-    return retrain_now(actor_id=actor_id)
+    return retrain_now(actor_id=actor_id, organizations=True)

@@ -17,9 +17,10 @@ from django.conf import settings
 from django.core.cache import cache
 from django.db.models import Q
 
+from firewall.choices import SignatureSource
 from firewall.engine.pipeline import ALL_DETECTORS, Engine
 from firewall.engine.policy import PolicyConfig
-from firewall.engine.signatures import SignatureRule, SignatureSet, with_builtin_hints
+from firewall.engine.signatures import SignatureRule, SignatureSet, with_builtin_hints, words_of_pattern
 from firewall.engine.types import Severity, ThreatType
 from firewall.versioned import VersionedCache
 
@@ -76,8 +77,17 @@ _signature_sets = VersionedCache(SIGNATURE_STAMP_KEY)
 
 
 def rule_from_row(row: Any) -> SignatureRule:
+    """A `Signature` row as the engine runs it: a learned phrase rule through the phrase index, a built-in rule with
+    its hints, anything else as its regex."""
+    words = words_of_pattern(row.pattern) if row.source == SignatureSource.LEARNED else ()
     rule = SignatureRule(
-        row.rule_id, row.pattern, ThreatType(row.threat_type), Severity(row.severity), row.weight, row.description
+        row.rule_id,
+        row.pattern,
+        ThreatType(row.threat_type),
+        Severity(row.severity),
+        row.weight,
+        row.description,
+        words=words,
     )
     return with_builtin_hints(rule) if row.organization_id is None else rule
 
@@ -169,7 +179,7 @@ def engine_for(organization: Organization, config: PolicyConfig | None = None) -
     config = config or policy_config(organization)
     return Engine(
         signatures=signature_set(organization.pk),
-        classifier=detectors.active_classifier() if "classifier" in config.detectors else None,
+        classifier=detectors.active_classifier(organization.pk) if "classifier" in config.detectors else None,
         similarity=detectors.similarity_index(organization) if "similarity" in config.detectors else None,
         judges=judges(organization.pk) if "models" in config.detectors else None,
     )

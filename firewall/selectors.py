@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
 from django.db.models import F, QuerySet
 
-from firewall.models import Evaluation, TenantPolicy, ThreatPattern
+from firewall.models import DetectorVersion, Evaluation, TenantPolicy, ThreatPattern
 
 if TYPE_CHECKING:
     from accounts.models import Organization
@@ -65,4 +66,34 @@ def threat_patterns_for(organization: Organization) -> QuerySet[ThreatPattern]:
             org_last_seen=F("sightings__last_seen"),
         )
         .order_by("-org_last_seen")
+    )
+
+
+@dataclass(frozen=True)
+class ClassifierStatus:
+    """Which classifier serves an organization, and its latest own version when that one was not activated."""
+
+    serving: DetectorVersion | None  # its own active version, else the shared one (None: no classifier yet)
+    own: bool  # True when `serving` is the organization's own version
+    latest_own: DetectorVersion | None  # the newest own version, if it differs from `serving` (why it is not used)
+    own_prompts: int  # prompts of its own an own version learns from
+
+
+def classifier_status(organization: Organization) -> ClassifierStatus:
+    """The classifier an organization's evaluations use (its own, trained with its own prompts, or the shared one)
+    and its newest own version when that one is not serving. Never another organization's version."""
+    from firewall.choices import DetectorStatus
+    from firewall.detectors import own_prompts
+
+    versions = DetectorVersion.objects.defer("artifact").select_related("organization")
+    own_active = versions.filter(organization=organization, status=DetectorStatus.ACTIVE).first()
+    serving = own_active or versions.filter(organization__isnull=True, status=DetectorStatus.ACTIVE).first()
+    latest_own = versions.filter(organization=organization).order_by("-version").first()
+    if latest_own is not None and serving is not None and latest_own.pk == serving.pk:
+        latest_own = None
+    return ClassifierStatus(
+        serving=serving,
+        own=own_active is not None,
+        latest_own=latest_own,
+        own_prompts=own_prompts(organization).count(),
     )

@@ -3,13 +3,14 @@ and change policies with an audit trail. Views, serializers, jobs and commands c
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import DEFAULT_DB_ALIAS, IntegrityError, connections, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -343,7 +344,7 @@ def _store(
         if verdict.policy_decision == Decision.BLOCKED and verdict.threat_type in ATTACK_TYPES | {
             ThreatType.ENCODING_OBFUSCATION
         }:
-            threat_pattern_record(organization=organization, evaluation=evaluation)
+            _threat_pattern_sighted(organization=organization, evaluation=evaluation)
     outcome.evaluation = evaluation
     outcome.evaluation_id = str(evaluation.pk)
     if verdict.policy_decision == Decision.BLOCKED and config is not None and config.webhook:
@@ -367,67 +368,121 @@ def _record_metrics(organization: Organization, outcome: EvaluationOutcome) -> N
 def threat_pattern_record(*, organization: Organization, evaluation: Evaluation) -> ThreatPattern:
     """Count a blocked attack in the cross-organization pattern of its normalized text's hash (no text stored; the
     MinHash signature stored with a new pattern lets `promptbank.nearest` find it by similarity)."""
+    pattern_id = _threat_pattern_count(organization=organization, evaluation=evaluation)
+    if pattern_id is not None:
+        return ThreatPattern.objects.get(pk=pattern_id)
+    return _threat_pattern_create(organization=organization, evaluation=evaluation)
+
+
+def _threat_pattern_sighted(*, organization: Organization, evaluation: Evaluation) -> None:
+    """`threat_pattern_record` for the hot path: the same counts, without reading the pattern back."""
+    if _threat_pattern_count(organization=organization, evaluation=evaluation) is None:
+        _threat_pattern_create(organization=organization, evaluation=evaluation)
+
+
+@functools.cache
+def _count_statements(vendor: str) -> tuple[str, str]:
+    """The two UPDATEs of `_threat_pattern_count` for a database backend, built once per process: identifiers come
+    from the models' metadata, quoted by the backend; every value is a parameter."""
+    quote = connections[DEFAULT_DB_ALIAS].ops.quote_name
+
+    def columns(model: Any, *names: str) -> dict[str, str]:
+        return {name: quote(model._meta.get_field(name).column) for name in names}
+
+    p = columns(ThreatPattern, "id", "pattern_hash", "detection_count", "last_seen", "signature")
+    s = columns(ThreatPatternSighting, "organization", "pattern", "count", "last_seen", "last_evaluation")
+    count_pattern = (
+        f"UPDATE {quote(ThreatPattern._meta.db_table)} SET {p['detection_count']} = {p['detection_count']} + 1, "  # noqa: S608
+        f"{p['last_seen']} = %s WHERE {p['pattern_hash']} = %s RETURNING {p['id']}, length({p['signature']})"
+    )
+    count_sighting = (
+        f"UPDATE {quote(ThreatPatternSighting._meta.db_table)} SET {s['count']} = {s['count']} + 1, "  # noqa: S608
+        f"{s['last_seen']} = %s, {s['last_evaluation']} = %s WHERE {s['organization']} = %s AND {s['pattern']} = %s"
+    )
+    return count_pattern, count_sighting
+
+
+def _first_sighting(organization: Organization, pattern_id: Any, evaluation: Evaluation, now: Any) -> None:
+    """The organization's first sighting of a pattern, counted once."""
+    ThreatPatternSighting.objects.create(
+        organization=organization,
+        pattern_id=pattern_id,
+        count=1,
+        first_seen=now,
+        last_seen=now,
+        last_evaluation=evaluation,
+    )
+
+
+def _threat_pattern_count(*, organization: Organization, evaluation: Evaluation) -> Any:
+    """Count a sighting of a known pattern; the pattern's id, or None when the pattern is new.
+
+    The firewall's hot path: every blocked attack comes here, and almost always for a known pattern. Two plain SQL
+    statements, no savepoint, no read-back (the ORM's three statements cost a quarter of a blocked evaluation's CPU,
+    compiling them more than running them). Every path locks the pattern row before the sighting row (here by
+    updating it), so concurrent recorders cannot deadlock, and while this transaction holds that lock nobody else
+    can create this organization's sighting of it."""
     now = evaluation.created_at or timezone.now()
-    pattern_hash = evaluation.text_hash
-    # Common case: the pattern is known. Three statements, no savepoint; every path locks the pattern row before the
-    # sighting row (here by updating it), so concurrent recorders cannot deadlock, and while this transaction holds
-    # that lock nobody else can create this organization's sighting of it.
-    with transaction.atomic(savepoint=False):
-        if ThreatPattern.objects.filter(pattern_hash=pattern_hash).update(
-            detection_count=F("detection_count") + 1, last_seen=now
-        ):
-            pattern = ThreatPattern.objects.get(pattern_hash=pattern_hash)
-            if not pattern.signature:  # a pattern recorded before signatures existed: fill it in once
-                pattern.signature = text_signature(evaluation.text)
-                ThreatPattern.objects.filter(pk=pattern.pk).update(signature=pattern.signature)
-            seen_before = ThreatPatternSighting.objects.filter(organization=organization, pattern=pattern).update(
-                count=F("count") + 1, last_seen=now, last_evaluation=evaluation
-            )
-            if not seen_before:
-                ThreatPatternSighting.objects.create(
-                    organization=organization,
-                    pattern=pattern,
-                    count=1,
-                    first_seen=now,
-                    last_seen=now,
-                    last_evaluation=evaluation,
-                )
-                ThreatPattern.objects.filter(pk=pattern.pk).update(
-                    organizations_affected=F("organizations_affected") + 1
-                )
-                pattern.organizations_affected += 1
-            return pattern
-    # A new pattern: create it (another process may race us to it, hence the savepoint and the retries), with the
-    # MinHash signature of its text (not the text) for the bank's nearest-attack search.
+    connection = transaction.get_connection()
+    count_pattern, count_sighting = _count_statements(connection.vendor)
+    last_seen = ThreatPattern._meta.get_field("last_seen").get_db_prep_value(now, connection)
+    with transaction.atomic(savepoint=False), connection.cursor() as cursor:
+        if connection.features.can_return_columns_from_insert:  # UPDATE ... RETURNING: PostgreSQL, SQLite >= 3.35
+            cursor.execute(count_pattern, [last_seen, evaluation.text_hash])
+            row = cursor.fetchone()
+        else:  # an older SQLite: the update, then read the row back
+            known = ThreatPattern.objects.filter(pattern_hash=evaluation.text_hash)
+            updated = known.update(detection_count=F("detection_count") + 1, last_seen=now)
+            row = known.values_list("pk", "signature").first() if updated else None
+        if row is None:
+            return None
+        pattern_id = ThreatPattern._meta.pk.to_python(row[0])
+        if not row[1]:  # a pattern recorded before signatures existed: fill it in once
+            ThreatPattern.objects.filter(pk=pattern_id).update(signature=text_signature(evaluation.text))
+        sighting = ThreatPatternSighting._meta
+        cursor.execute(
+            count_sighting,
+            [
+                last_seen,
+                sighting.get_field("last_evaluation").get_db_prep_value(evaluation.pk, connection),
+                sighting.get_field("organization").get_db_prep_value(organization.pk, connection),
+                sighting.get_field("pattern").get_db_prep_value(pattern_id, connection),
+            ],
+        )
+        if not cursor.rowcount:
+            _first_sighting(organization, pattern_id, evaluation, now)
+            ThreatPattern.objects.filter(pk=pattern_id).update(organizations_affected=F("organizations_affected") + 1)
+    return pattern_id
+
+
+def _threat_pattern_create(*, organization: Organization, evaluation: Evaluation) -> ThreatPattern:
+    """The first sighting of a pattern anywhere: the pattern and this organization's sighting inserted with their
+    counts at one (two INSERTs in a savepoint; a varied attack is a new pattern every time, so this path is common
+    too). Another process creating the same pattern first makes the INSERT fail on the unique hash once that process
+    commits: then this sighting is counted on its row instead."""
+    now = evaluation.created_at or timezone.now()
+    # The MinHash signature of its text (not the text) lets the bank's nearest-attack search find the pattern.
     signature = text_signature(evaluation.text)
     for _attempt in range(3):
         try:
             with transaction.atomic():
-                pattern, _created = ThreatPattern.objects.select_for_update().get_or_create(
+                pattern = ThreatPattern.objects.create(
                     pattern_hash=evaluation.text_hash,
-                    defaults={
-                        "threat_type": evaluation.threat_type,
-                        "severity": evaluation.severity,
-                        "first_seen": now,
-                        "last_seen": now,
-                        "signature": signature,
-                    },
-                )
-                sighting, new_org = ThreatPatternSighting.objects.select_for_update().get_or_create(
-                    organization=organization, pattern=pattern, defaults={"first_seen": now, "last_seen": now}
-                )
-                ThreatPatternSighting.objects.filter(pk=sighting.pk).update(
-                    count=F("count") + 1, last_seen=now, last_evaluation=evaluation
-                )
-                ThreatPattern.objects.filter(pk=pattern.pk).update(
-                    detection_count=F("detection_count") + 1,
-                    organizations_affected=F("organizations_affected") + (1 if new_org else 0),
+                    threat_type=evaluation.threat_type,
+                    severity=evaluation.severity,
+                    detection_count=1,
+                    organizations_affected=1,
+                    first_seen=now,
                     last_seen=now,
+                    signature=signature,
                 )
-                pattern.refresh_from_db()
+                # Nobody else can see the new pattern before this transaction commits: no sighting of it can exist.
+                _first_sighting(organization, pattern.pk, evaluation, now)
                 return pattern
         except IntegrityError:
-            continue  # another process created the same pattern or sighting first: count again on its row
+            pattern_id = _threat_pattern_count(organization=organization, evaluation=evaluation)
+            if pattern_id is not None:
+                return ThreatPattern.objects.get(pk=pattern_id)
     raise RuntimeError("could not record the threat pattern after 3 attempts")
 
 

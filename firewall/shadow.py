@@ -126,6 +126,10 @@ def shadow_start(*, version: DetectorVersion, actor: User | None = None, ip: str
     version = DetectorVersion.objects.select_for_update().get(pk=version.pk)
     if version.status == DetectorStatus.SHADOW:
         return version
+    if version.organization_id is not None:
+        raise Conflict(
+            f"Classifier v{version.version} is an organization's own; shadow runs compare shared versions only."
+        )
     if version.status not in (DetectorStatus.CANDIDATE, DetectorStatus.RETIRED):
         raise Conflict(
             f"Classifier v{version.version} is {version.get_status_display().lower()}; only a candidate or a retired "

@@ -520,15 +520,18 @@ class ShadowView(FirewallPageMixin, OrgPageMixin, TemplateView):
         comparison = shadow.shadow_comparison(
             organization=self.organization, since=ranges.since(), version=params.get("version", "")
         )
-        versions = DetectorVersion.objects.filter(status__in=[DetectorStatus.SHADOW, DetectorStatus.ACTIVE]).defer(
-            "artifact"
+        from firewall.detectors import active_version
+
+        shadow_version = (
+            DetectorVersion.objects.filter(status=DetectorStatus.SHADOW, organization__isnull=True)
+            .defer("artifact")
+            .first()
         )
-        by_status = {v.status: v for v in versions}
         context.update(
             range_form=ranges,
             comparison=comparison,
-            shadow_version=by_status.get(DetectorStatus.SHADOW),
-            active_version=by_status.get(DetectorStatus.ACTIVE),
+            shadow_version=shadow_version,
+            active_version=active_version(self.organization),
             can_operate=self.can_operate(),
             agreement_pct=None if comparison.agreement_rate is None else round(100 * comparison.agreement_rate, 1),
             example_groups=[

@@ -100,6 +100,7 @@ class LearningEventType(models.TextChoices):
     FEEDBACK_RECORDED = "feedback.recorded", "Firewall feedback recorded"
     DETECTOR_TRAINED = "detector.trained", "Detector trained"
     DETECTOR_ACTIVATED = "detector.activated", "Detector activated"
+    DETECTOR_RETIRED = "detector.retired", "Detector retired"
     REGRESSION_RECORDED = "regression.recorded", "Release regression recorded"
 
 

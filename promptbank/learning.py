@@ -41,6 +41,9 @@ from promptbank.services import submission_accept, submission_create
 
 logger = logging.getLogger("evalence.promptbank")
 
+# Where the loop's submissions come from: red-team findings, and blocked inputs and feedback of the firewall.
+LOOP_SOURCES = ("testing", "firewall")
+
 # --- the policy ---------------------------------------------------------------------------------------------------
 
 POLICY_FIELDS = ("auto_accept_findings", "auto_accept_false_positives", "harvest_blocked", "harvest_min_confidence")

@@ -100,7 +100,7 @@ def regression_start(*, release: BankRelease) -> TestSession | None:
                 "status": "queued",
                 "engine": "organization",
                 "session_id": str(session.pk),
-                "detector_version": _detector_version(),
+                "detector_version": _detector_version(release.organization),
                 "benign_sampled": release.benign_count > MAX_BENIGN,
                 "attacks_sampled": release.attack_count > MAX_ATTACKS,
             },
@@ -175,7 +175,7 @@ def _record_session(session: TestSession) -> None:
         status=status,
         engine="organization",
         session_id=str(session.pk),
-        detector_version=_detector_version(),
+        detector_version=_detector_version(session.organization),
         detector_version_at_start=previous.get("detector_version"),
         benign_sampled=bool(previous.get("benign_sampled")),
         attacks_sampled=bool(previous.get("attacks_sampled")),
@@ -222,12 +222,13 @@ def _record(release: BankRelease, figures: dict[str, Any]) -> None:
     release_metrics_record(release=release, key=FIREWALL_REGRESSION_KEY, figures=figures)
 
 
-def _detector_version() -> int | None:
-    """The classifier version active now (None: the firewall runs without a trained classifier)."""
-    from firewall.choices import DetectorStatus
-    from firewall.models import DetectorVersion
+def _detector_version(organization: Organization | None = None) -> int | None:
+    """The classifier version that serves the organization now (its own, else the shared one; without an
+    organization, the shared one). None: the firewall runs without a trained classifier."""
+    from firewall.detectors import active_version
 
-    return DetectorVersion.objects.filter(status=DetectorStatus.ACTIVE).values_list("version", flat=True).first()
+    version = active_version(organization)
+    return version.version if version is not None else None
 
 
 def _message(exc: BaseException) -> str:

@@ -479,10 +479,14 @@ def session_cancel(*, session: TestSession, actor: User | None) -> TestSession:
         raise ValidationError(f"The session is already {session.status}.")
     with transaction.atomic():
         TestSession.objects.filter(pk=session.pk).update(cancel_requested=True)
-        TestSession.objects.filter(pk=session.pk, status=SessionStatus.QUEUED).update(
+        stopped = TestSession.objects.filter(pk=session.pk, status=SessionStatus.QUEUED).update(
             status=SessionStatus.CANCELLED, finished_at=timezone.now()
         )
     session.refresh_from_db()
+    if stopped:  # it never ran, so the runner will not finalize it: a release regression records the cancellation
+        from testing import regression
+
+        regression.session_finished(session)
     from testing import runner
 
     runner.publish_progress(session, force=True)

@@ -7,6 +7,11 @@ payload), so a rule written for plain text also catches its base64, hex or rot13
 Rules must stay linear-time: bounded gaps (`.{0,40}`, `(?:\\W+\\w+){0,4}`), no nested unbounded quantifiers. Every
 rule is tested against attacks and against the bank's benign prompts, which include hard negatives ("act as a
 travel guide", "repeat the request word for word", "reset my password").
+
+Phrase rules (`phrase_rule`) are literal word sequences, as the learning loop writes them for an organization's
+accepted findings: the words in order, any case, separated by anything that is not a word character. However many
+there are, they cost one pass over the candidate's words (an index of each phrase's first three words), not one
+regex each; their `pattern` is the equivalent regular expression, so everything that reads patterns still can.
 """
 
 from __future__ import annotations
@@ -33,6 +38,49 @@ class SignatureRule:
     # Lower-case literals of which every match contains at least one: a candidate holding none of them skips the
     # regex (a substring test costs a fraction of a case-insensitive regex scan). Empty: the regex always runs.
     hints: tuple[str, ...] = ()
+    # A phrase rule's lower-case words (see `phrase_rule`): matched through the phrase index, not the regex.
+    words: tuple[str, ...] = ()
+
+
+_WORD_RE = re.compile(r"\w+")
+_PHRASE_SEPARATOR = r"\W+"
+PHRASE_MIN_WORDS = 6  # shorter word sequences are too common to block on
+PHRASE_MAX_WORDS = 40  # a long text is matched on its first words (similarity catches the rest)
+PHRASE_KEY = 3  # phrases are indexed by their first three words (two would put hundreds behind "write a")
+
+
+def phrase_words(text: str) -> tuple[str, ...]:
+    """The lower-case words a phrase rule for `text` matches: its first PHRASE_MAX_WORDS words; () when it has
+    fewer than PHRASE_MIN_WORDS."""
+    words = tuple(w.lower() for w in _WORD_RE.findall(text)[:PHRASE_MAX_WORDS])
+    return words if len(words) >= PHRASE_MIN_WORDS else ()
+
+
+def phrase_pattern(words: tuple[str, ...]) -> str:
+    """The regular expression equivalent to a phrase rule (its `pattern`)."""
+    return r"\b" + _PHRASE_SEPARATOR.join(re.escape(w) for w in words) + r"\b"
+
+
+def words_of_pattern(pattern: str) -> tuple[str, ...]:
+    """The words of a pattern written by `phrase_pattern`, or () when the pattern is anything else (edited by hand,
+    say: then it runs as the regex it is)."""
+    if not (pattern.startswith(r"\b") and pattern.endswith(r"\b")):
+        return ()
+    words = tuple(pattern[2:-2].split(_PHRASE_SEPARATOR))
+    if len(words) < 2 or any(not w or _WORD_RE.fullmatch(w) is None or w != w.lower() for w in words):
+        return ()
+    return words
+
+
+def phrase_rule(
+    rule_id: str, text: str, threat_type: ThreatType, severity: Severity, weight: float, description: str = ""
+) -> SignatureRule | None:
+    """A rule matching `text`'s words in order, whatever the case, spacing and punctuation between them; None when
+    the text is too short to be a safe rule."""
+    words = phrase_words(text)
+    if not words:
+        return None
+    return SignatureRule(rule_id, phrase_pattern(words), threat_type, severity, weight, description, words=words)
 
 
 _W = r"(?:\W+\w+)"  # one more word after a separator
@@ -72,6 +120,23 @@ BUILTIN_RULES: tuple[SignatureRule, ...] = (
         Severity.MEDIUM,
         0.7,
         "Tells the model to drop its assistant role.",
+    ),
+    SignatureRule(
+        "PI-005",
+        # German, French, Spanish, Italian, Portuguese: "ignore/forget (all) (the) previous instructions".
+        rf"\b(?:ignorier(?:e|en|t)?|vergiss|vergessen\s+sie|missachte(?:n|t)?)\b{_W}{{0,4}}?\W+(?:vorherigen|"
+        rf"bisherigen|vorigen|obigen|vorangegangenen|alle[nms]?|deine[nmrs]?|ihre[nmrs]?|die)\b{_W}{{0,3}}?\W+"
+        r"(?:anweisungen|anweisung|instruktionen|befehle|regeln|vorgaben)\b|"
+        r"\bvergiss\s+(?:einfach\s+)?alles\b|"
+        rf"\b(?:ignore[rz]?|oublie[rz]?)\b{_W}{{0,3}}?\W+(?:les|tes|vos|toutes)\b{_W}{{0,2}}?\W+(?:instructions|"
+        r"consignes|r[eè]gles|directives)\b|"
+        rf"\b(?:ignora|ignore|ignorar|olvida|olvide|olv[ií]date|dimentica|esque[cç]a)\b{_W}{{0,3}}?\W+(?:las|tus|"
+        rf"sus|todas|le|tutte|tue|as|todas|suas)\b{_W}{{0,2}}?\W+(?:instrucciones|reglas|indicaciones|directrices|"
+        r"istruzioni|regole|instru[cç][oõ]es|regras)\b",
+        ThreatType.PROMPT_INJECTION,
+        Severity.HIGH,
+        0.9,
+        "Asks the model to ignore its previous instructions, in German, French, Spanish, Italian or Portuguese.",
     ),
     SignatureRule(
         "SPL-001",
@@ -189,25 +254,53 @@ class SignatureSet:
     def __init__(self, rules: Iterable[SignatureRule]):
         compiled = []
         seen: set[str] = set()
+        phrases: dict[tuple[str, ...], list[SignatureRule]] = {}
         for rule in rules:
             if rule.rule_id in seen:
                 raise ValueError(f"duplicate signature id {rule.rule_id}")
             if not 0.0 < rule.weight <= 1.0:
                 raise ValueError(f"{rule.rule_id}: weight must be in (0, 1], got {rule.weight}")
             seen.add(rule.rule_id)
+            if len(rule.words) >= PHRASE_KEY:
+                phrases.setdefault(rule.words[:PHRASE_KEY], []).append(rule)
+                continue
             try:
                 regex = re.compile(rule.pattern, re.IGNORECASE)
             except re.error as exc:
                 raise ValueError(f"{rule.rule_id}: invalid pattern: {exc}") from None
             compiled.append(_Compiled(rule, regex, tuple(h.lower() for h in rule.hints)))
         self._compiled = tuple(compiled)
+        self._phrases = phrases
+        self._phrase_count = sum(len(group) for group in phrases.values())
 
     def __len__(self) -> int:
-        return len(self._compiled)
+        return len(self._compiled) + self._phrase_count
 
     @property
     def rule_ids(self) -> list[str]:
-        return [c.rule.rule_id for c in self._compiled]
+        return [c.rule.rule_id for c in self._compiled] + [r.rule_id for g in self._phrases.values() for r in g]
+
+    def _phrase_matches(self, text: str, lowered: str, reported: set[str]) -> list[tuple[SignatureRule, int, int]]:
+        """(rule, start, end) of each phrase rule not yet reported, at its first match in `text`: one pass over the
+        words (found by the regex engine, compared as plain strings), each three neighbours looked up in the index of
+        the phrases' first three words; positions are worked out only for a match."""
+        same_length = len(lowered) == len(text)  # lower() keeps offsets, but for a few characters
+        words = _WORD_RE.findall(lowered) if same_length else [w.lower() for w in _WORD_RE.findall(text)]
+        found: list[tuple[SignatureRule, int, int]] = []
+        spans: list[tuple[int, int]] | None = None
+        phrases = self._phrases
+        for i, key in enumerate(zip(*(words[k:] for k in range(PHRASE_KEY)), strict=False)):
+            group = phrases.get(key)
+            if group is None:
+                continue
+            for rule in group:
+                n = len(rule.words)
+                if rule.rule_id not in reported and tuple(words[i : i + n]) == rule.words:
+                    reported.add(rule.rule_id)
+                    if spans is None:  # once per text, and only when something matched
+                        spans = [m.span() for m in _WORD_RE.finditer(lowered if same_length else text)]
+                    found.append((rule, spans[i][0], spans[i + n - 1][1]))
+        return found
 
     def scan(self, candidates: Iterable[Candidate]) -> list[Finding]:
         """Each rule reports once: at its first match on the first view (normalized text first) where it matches."""
@@ -224,22 +317,27 @@ class SignatureSet:
                 if match is None:
                     continue
                 reported.add(item.rule.rule_id)
-                evidence = match.group(0).strip()[:MAX_EVIDENCE_CHARS]
-                if candidate.view != "normalized":
-                    evidence = f"{candidate.view}: {evidence}"
-                findings.append(
-                    Finding(
-                        detector=DETECTOR,
-                        score=item.rule.weight,
-                        threat_type=item.rule.threat_type,
-                        severity=item.rule.severity,
-                        evidence=[evidence],
-                        spans=[Span(match.start(), match.end())] if candidate.view == "normalized" else [],
-                        rule_id=item.rule.rule_id,
-                        view=candidate.view,
-                    )
-                )
+                findings.append(_finding(item.rule, candidate, match.start(), match.end()))
+            if self._phrases:
+                for rule, start, end in self._phrase_matches(candidate.text, lowered, reported):
+                    findings.append(_finding(rule, candidate, start, end))
         return findings
+
+
+def _finding(rule: SignatureRule, candidate: Candidate, start: int, end: int) -> Finding:
+    evidence = candidate.text[start:end].strip()[:MAX_EVIDENCE_CHARS]
+    if candidate.view != "normalized":
+        evidence = f"{candidate.view}: {evidence}"
+    return Finding(
+        detector=DETECTOR,
+        score=rule.weight,
+        threat_type=rule.threat_type,
+        severity=rule.severity,
+        evidence=[evidence],
+        spans=[Span(start, end)] if candidate.view == "normalized" else [],
+        rule_id=rule.rule_id,
+        view=candidate.view,
+    )
 
 
 # Every match of a built-in rule contains one of these (tests check each rule's hints against its attack examples).
@@ -248,6 +346,7 @@ BUILTIN_HINTS: dict[str, tuple[str, ...]] = {
     "PI-002": ("instruction", "rules", "system", "directive"),
     "PI-003": ("system", "developer", "admin", "root"),
     "PI-004": ("being", "acting", "longer"),
+    "PI-005": ("ignor", "vergiss", "vergessen", "missacht", "oubli", "olv", "dimentic", "esque"),
     "SPL-001": ("prompt", "instruction", "message", "rules", "configuration"),
     "SPL-002": ("above", "before"),
     "JB-001": ("anything", "dan"),

@@ -41,6 +41,8 @@ CATEGORY = {
     "benign": Category.BENIGN,
 }
 
+pytestmark = pytest.mark.usefixtures("fresh_detectors")
+
 
 def seed_slice(attacks: int, benign: int) -> list[dict]:
     rows = [json.loads(line) for line in SEED_FILE.read_text(encoding="utf-8").split("\n") if line]
@@ -66,14 +68,6 @@ def add_prompts(rows: list[dict], organization: Any = None) -> list[Prompt]:
 @pytest.fixture
 def bank(db: Any) -> list[Prompt]:
     return add_prompts(seed_slice(160, 260))
-
-
-@pytest.fixture(autouse=True)
-def _fresh_detectors(settings: Any) -> Any:
-    settings.FIREWALL_REFRESH_S = 0
-    detectors.reset_caches()
-    yield
-    detectors.reset_caches()
 
 
 def test_training_data_is_the_active_global_bank_plus_the_organizations_own(bank: list[Prompt], org_a, org_b) -> None:

@@ -23,7 +23,7 @@ from firewall.tests.test_detectors import CATEGORY, add_prompts, seed_slice
 from promptbank.choices import LearningEventType
 from promptbank.models import LearningEvent
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fresh_detectors")]
 
 ROWS = seed_slice(40, 60)
 
@@ -60,14 +60,6 @@ def store_version(number: int, status: str, model: tuple[bytes, dict]) -> Detect
     return DetectorVersion.objects.create(
         version=number, status=status, artifact=artifact, artifact_sha256=_sha256(artifact), metrics=metrics
     )
-
-
-@pytest.fixture(autouse=True)
-def _fresh(settings: Any) -> Any:
-    settings.FIREWALL_REFRESH_S = 0
-    detectors.reset_caches()
-    yield
-    detectors.reset_caches()
 
 
 @pytest.fixture

@@ -80,6 +80,26 @@ def test_a_release_queues_exactly_one_regression_session_with_the_releases_promp
     assert len(after_session) == 1  # the session's run, queued once the plan commits
 
 
+def test_cancelling_the_session_before_it_runs_records_the_cancellation_on_the_release(
+    org_a: Any, alice: Any, bank: Any, django_capture_on_commit_callbacks: Any
+) -> None:
+    from testing.services import session_cancel
+
+    with django_capture_on_commit_callbacks() as after_release:
+        release = release_create(organization=org_a, bump="major", actor=alice)
+    with django_capture_on_commit_callbacks():  # the session is planned; its run is not started
+        for callback in after_release:
+            callback()
+    session = TestSession.objects.get()
+    assert _figures(release)["status"] == "queued"
+
+    session_cancel(session=session, actor=alice)
+
+    figures = _figures(release)
+    assert figures["status"] == "cancelled" and figures["session_id"] == str(session.pk)
+    assert figures["attacks"]["scored"] == 0 and figures["detection_rate"] is None  # nothing ran, nothing counted
+
+
 def test_the_firewall_target_is_reused_not_duplicated(
     org_a: Any, alice: Any, bank: Any, django_capture_on_commit_callbacks: Any, run_jobs: Any
 ) -> None:

@@ -1,12 +1,13 @@
-"""`manage.py train_detector [--activate auto|force|never] [--seed N] [--shadow] [--schedule]`: train the firewall's
-classifier from the active prompt bank, store it as a new version and activate it per the rule (see
-`firewall.detectors.detector_train`); with --shadow, keep it from activation and run it in shadow beside the active
-one instead (`firewall.shadow`). With --schedule, train nothing: start the periodic retrain job (RQ scheduler,
-FIREWALL_RETRAIN_INTERVAL_S; idempotent), as the worker entry point does.
+"""`manage.py train_detector [--activate auto|force|never] [--seed N] [--org SLUG] [--shadow] [--schedule]`:
+train the firewall's classifier from the active prompt bank, store it as a new version and activate it per the rule
+(see `firewall.detectors.detector_train`). With --org, that organization's own classifier: the shared bank plus its
+own prompts (its accepted findings and reports), serving only that organization. With --shadow, keep it from
+activation and run it in shadow beside the active one instead (`firewall.shadow`). With --schedule, train nothing:
+start the periodic retrain job (RQ scheduler, FIREWALL_RETRAIN_INTERVAL_S; idempotent), as the worker entry point does.
 
-Prints what it trained on and the held-out figures, then one JSON line last: `{"version", "status", "reason",
-"metrics"}` (with --schedule: `{"scheduled", "interval_s"}`). An error (an empty bank, say) is one readable line and
-a non-zero exit.
+Prints what it trained on and the held-out figures, then one JSON line last: `{"version", "organization", "status",
+"reason", "metrics"}` (with --schedule: `{"scheduled", "interval_s"}`). An error (an empty bank, say) is one readable
+line and a non-zero exit.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from accounts.management.commands._helpers import service_errors
+from accounts.management.commands._helpers import organization_by_slug, service_errors
 from firewall.detectors import ACTIVATE_RULES, detector_train
 
 
@@ -33,6 +34,12 @@ class Command(BaseCommand):
             "(default); force: always; never: keep it as a candidate.",
         )
         parser.add_argument("--seed", type=int, default=0, help="Seed of the held-out split (default 0).")
+        parser.add_argument(
+            "--org",
+            default=None,
+            metavar="SLUG",
+            help="Train this organization's own classifier (shared bank + its own prompts) instead of the shared one.",
+        )
         parser.add_argument(
             "--shadow",
             action="store_true",
@@ -52,9 +59,15 @@ class Command(BaseCommand):
             raise CommandError(
                 f"--shadow keeps the new version from activation; it does not go with --activate {activate}"
             )
-        self.stdout.write("Training the classifier on the active bank…")
+        organization = organization_by_slug(options["org"]) if options["org"] else None
+        if organization is not None and options["shadow"]:
+            raise CommandError("--shadow runs shared versions only; it does not go with --org")
+        whose = f"{organization.slug}'s own classifier" if organization is not None else "the classifier"
+        self.stdout.write(f"Training {whose} on the active bank…")
         with service_errors():
-            version = detector_train(activate="never" if options["shadow"] else activate or "auto", seed=seed)
+            version = detector_train(
+                activate="never" if options["shadow"] else activate or "auto", seed=seed, organization=organization
+            )
             if options["shadow"]:
                 from firewall.shadow import shadow_start
 
@@ -83,7 +96,13 @@ class Command(BaseCommand):
         for category, recall in metrics.get("per_category_recall", {}).items():
             self.stdout.write(f"  recall on {category}: {recall:.3f}")
         self.stdout.write(f"Classifier v{version.version}: {version.status}. {version.reason}")
-        summary = {"version": version.version, "status": version.status, "reason": version.reason, "metrics": metrics}
+        summary = {
+            "version": version.version,
+            "organization": organization.slug if organization is not None else None,
+            "status": version.status,
+            "reason": version.reason,
+            "metrics": metrics,
+        }
         self.stdout.write(json.dumps(summary))
 
     def _schedule(self, activate: str | None, shadow: bool) -> None:
