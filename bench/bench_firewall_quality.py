@@ -8,9 +8,10 @@ The classifier is trained in-process from the shipped seed bank (`promptbank/dat
 counts as detected when the decision is "blocked". Precision, recall and F1 are over the benchmark's attacks; FPR is
 the share of its benign prompts blocked. Rows: overall, per source, per category, per language (the bank's tagger;
 "?" when too short or mixed to tell), each detector alone (its findings at or above the block threshold 0.7), the
-classifier on the bank's own held-out split, and the encoded-variant check: every attack the engine blocks is
-rewritten by the bank's mutators (base64, hex, rot13, homoglyphs, zero-width characters) and must be blocked again
-(recall column = share of variants blocked). Goal: recall ≥ 0.95 with FPR ≤ 1%, every variant caught.
+classifier on the bank's held-out split (where its threshold is chosen), and the encoded-variant check: every attack
+the engine blocks is rewritten by the bank's mutators (base64, hex, rot13, homoglyphs, zero-width characters) and
+must be blocked again (recall column = share of variants blocked).
+Goal: recall ≥ 0.95 with FPR ≤ 1%, every variant caught.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ def build_detector() -> tuple[Callable[[str], tuple[bool, list[Any]]], dict[str,
 
     seed = _read(SEED_FILE)
     labels = [int(r["label"]) for r in seed]
+    # As `train_detector` trains it (a stratified random split places the threshold).
     classifier, metrics = train([r["text"] for r in seed], labels, [r["category"] for r in seed], seed=0)
     index = SimilarityIndex(
         ((f"seed-{i}", r["text"], threat_of(r["category"]).value) for i, r in enumerate(seed) if r["label"]),
@@ -125,7 +127,7 @@ def run() -> list[dict[str, Any]]:
             "recall": bank_metrics["recall"],
             "F1": bank_metrics["f1"],
             "FPR": bank_metrics["fpr"],
-            "note": f"operating threshold p = {bank_metrics['threshold']:.3f} ↦ score 0.7",
+            "note": f"{bank_metrics['validation']}; operating threshold p = {bank_metrics['threshold']:.3f} ↦ 0.7",
         }
     )
 

@@ -9,11 +9,14 @@ deflections that quote the prompt back), so the judges never score the same text
 progress events sent to the browser group.
 "bare client s" is the baseline measured in the same run against the same server: the same 1,000 requests sent by a
 bare aiohttp loop at the same concurrency, with no judging and no database, so the machine's load shows in both.
-`python bench/run.py --only testing_runner` runs it alone (and rewrites docs/benchmarks.md with only this table).
+It runs three rounds (BENCH_TESTING_ROUNDS), each the bare client then the runner, and reports every round and the
+median round, so one round disturbed by the machine's other work does not decide the figure.
+`python bench/run.py --only testing_runner --output /tmp/bench.md` runs it alone.
 """
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -27,6 +30,8 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 PROMPTS = 1000
 LATENCY_S = 0.05
 CONCURRENCY = 32
+ROUNDS = int(os.environ.get("BENCH_TESTING_ROUNDS", "3"))
+GOAL = 1.3
 
 SERVER = """
 import sys, time
@@ -63,13 +68,13 @@ def _server() -> tuple[subprocess.Popen, str]:
     return process, url
 
 
-def _session(base_url: str) -> Any:
+def _session(base_url: str, number: int) -> Any:
     from accounts.services import organization_create
     from promptbank.choices import Category, Label
     from promptbank.models import Prompt
     from testing import services
 
-    org = organization_create(name="Bench", slug=f"bench-{int(time.time())}")
+    org = organization_create(name=f"Bench {number}", slug=f"bench-{number}-{int(time.time())}")
     categories = [c for c in Category.values if c != Category.BENIGN]
     Prompt.objects.bulk_create(
         [
@@ -124,44 +129,57 @@ def _bare_client(base_url: str) -> float:
     return time.perf_counter() - started
 
 
-def run() -> list[dict[str, Any]]:
+def _round(url: str, number: int, events: list[dict[str, Any]]) -> dict[str, Any]:
+    """One measurement: the bare client, then the runner, against the same server."""
     from django.test import override_settings
 
     from testing import runner
     from testing.choices import Verdict
     from testing.models import TestResult
 
+    bare = _bare_client(url)
+    events.clear()
+    with override_settings(TESTING_SUBMIT_FINDINGS=False):
+        session = _session(url, number)
+        started = time.perf_counter()
+        runner.run_session(session_id=str(session.pk))
+        wall = time.perf_counter() - started
+    session.refresh_from_db()
+    stored = TestResult.objects.filter(session=session).exclude(verdict=Verdict.PENDING).count()
+    ideal = PROMPTS * LATENCY_S / CONCURRENCY
+    return {
+        "round": number,
+        "prompts": PROMPTS,
+        "concurrency": CONCURRENCY,
+        "endpoint latency ms": LATENCY_S * 1000,
+        "ideal s": ideal,
+        "wall s": wall,
+        "x ideal": wall / ideal,
+        "bare client s": bare,
+        "bare x ideal": bare / ideal,
+        "goal": "",
+        "status": session.status,
+        "results stored": stored,
+        "errors": session.counts.get(Verdict.ERROR, 0),
+        "events": len(events),
+    }
+
+
+def run() -> list[dict[str, Any]]:
+    from testing import runner
+
     events: list[dict[str, Any]] = []
     original = runner.send_org_event
     runner.send_org_event = lambda org_id, kind, payload, *parts: events.append(payload)
     process, url = _server()
     try:
-        bare = _bare_client(url)
-        with override_settings(TESTING_SUBMIT_FINDINGS=False):
-            session = _session(url)
-            started = time.perf_counter()
-            runner.run_session(session_id=str(session.pk))
-            wall = time.perf_counter() - started
+        rows = [_round(url, number, events) for number in range(1, ROUNDS + 1)]
     finally:
         runner.send_org_event = original
         process.kill()
         process.wait(timeout=10)
-    session.refresh_from_db()
-    stored = TestResult.objects.filter(session=session).exclude(verdict=Verdict.PENDING).count()
-    ideal = PROMPTS * LATENCY_S / CONCURRENCY
-    return [
-        {
-            "prompts": PROMPTS,
-            "concurrency": CONCURRENCY,
-            "endpoint latency ms": LATENCY_S * 1000,
-            "ideal s": ideal,
-            "wall s": wall,
-            "x ideal": wall / ideal,
-            "bare client s": bare,
-            "goal": "<= 1.3 x ideal",
-            "status": session.status,
-            "results stored": stored,
-            "errors": session.counts.get(Verdict.ERROR, 0),
-            "events": len(events),
-        }
-    ]
+    middle = sorted(rows, key=lambda row: row["x ideal"])[len(rows) // 2]
+    met = middle["x ideal"] <= GOAL and all(r["results stored"] == PROMPTS and not r["errors"] for r in rows)
+    summary = {**middle, "round": f"median of {len(rows)} (round {middle['round']})"}
+    summary["goal"] = f"<= {GOAL} x ideal: {'met' if met else 'not met'}"
+    return [*rows, summary]

@@ -90,6 +90,55 @@ def test_database() -> Iterator[None]:
         teardown_test_environment()
 
 
+def _cpu_idle_share(seconds: float) -> float | None:
+    """The share of CPU time the whole machine spent idle (or waiting for I/O counts as busy) over `seconds`."""
+    stat = Path("/proc/stat")
+    if not stat.is_file():
+        return None
+
+    def sample() -> tuple[int, int]:
+        fields = [int(v) for v in stat.read_text(encoding="ascii").splitlines()[0].split()[1:]]
+        return fields[3], sum(fields)  # idle, total
+
+    idle0, total0 = sample()
+    time.sleep(seconds)
+    idle1, total1 = sample()
+    return (idle1 - idle0) / max(total1 - total0, 1)
+
+
+def _checkpoint() -> None:
+    """Ask the PostgreSQL server to write its dirty buffers now, so the next benchmark does not pay for the previous
+    one's writes (a 100,000-row import leaves a checkpoint's worth behind). Quietly nothing without PostgreSQL."""
+    url = os.environ.get("BENCH_POSTGRES_URL") or os.environ.get("DATABASE_URL") or ""
+    if not url.startswith("postgres"):
+        url = "postgresql://postgres@127.0.0.1:5432/postgres"
+    try:
+        import psycopg
+
+        with psycopg.connect(url.replace("postgres://", "postgresql://", 1), connect_timeout=3, autocommit=True) as db:
+            db.execute("CHECKPOINT")
+    except Exception as exc:  # no server, or not allowed to: settling is best effort
+        print(f"    (no checkpoint: {exc.__class__.__name__})", flush=True)
+
+
+def settle(*, idle: float = 0.85, timeout: float = 60.0) -> float:
+    """Let the machine settle before a benchmark: a PostgreSQL checkpoint, then wait (at most `timeout` seconds)
+    until two consecutive one-second samples show the CPUs at least `idle` idle. Background work left by the previous
+    benchmark (autovacuum, a dropped database's files, a server still shutting down) then does not land in the next
+    one's figures. Returns the seconds waited."""
+    started = time.perf_counter()
+    _checkpoint()
+    quiet = 0
+    while time.perf_counter() - started < timeout:
+        share = _cpu_idle_share(1.0)
+        if share is None:
+            break
+        quiet = quiet + 1 if share >= idle else 0
+        if quiet >= 2:
+            break
+    return time.perf_counter() - started
+
+
 def run_one(path: Path, module: ModuleType | None, load_error: str) -> Result:
     name = path.stem.removeprefix("bench_")
     if module is None:
@@ -204,7 +253,8 @@ def main(argv: list[str] | None = None) -> int:
     results: list[Result] = []
     with test_database() if needs_database else nullcontext():
         for path, module, load_error in loaded:
-            print(f"==> {path.name}", flush=True)
+            waited = settle()
+            print(f"==> {path.name} (after {waited:.0f} s settling)", flush=True)
             result = run_one(path, module, load_error)
             print(f"    {'FAILED' if result.error else 'ok'} in {result.seconds:.1f} s", flush=True)
             results.append(result)
