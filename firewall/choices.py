@@ -64,7 +64,17 @@ class DetectorStatus(models.TextChoices):
 
 
 # Detectors a policy can switch on or off. "models" (remote judges) is off unless a tenant turns it on.
-DETECTORS = ("signatures", "classifier", "similarity", "secrets", "pii", "leaks", "context", "models")
+DETECTORS = (
+    "signatures",
+    "classifier",
+    "similarity",
+    "adversarial_suffix",
+    "secrets",
+    "pii",
+    "leaks",
+    "context",
+    "models",
+)
 DEFAULT_DETECTORS = {name: name != "models" for name in DETECTORS}
 
 DEFAULT_ACTIONS = {

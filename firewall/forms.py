@@ -32,6 +32,7 @@ DETECTOR_LABELS = {
     "signatures": "Signature rules",
     "classifier": "Trained classifier",
     "similarity": "Similarity to known attacks",
+    "adversarial_suffix": "Adversarial suffixes (optimization attacks' token salad)",
     "secrets": "Secrets (keys, tokens)",
     "pii": "Personal data (PII)",
     "leaks": "System-prompt and canary leaks (outputs)",

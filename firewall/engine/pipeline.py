@@ -2,8 +2,9 @@
 
 `Engine.scan` normalizes the text, expands decoded candidates, and runs the detectors the policy switches on:
 
-- on every input: signatures, the classifier and similarity to known attacks over each candidate view; secrets and
-  PII over the original text (their spans index it, so they can be redacted);
+- on every input: signatures, the classifier and similarity to known attacks over each candidate view; adversarial
+  suffixes (optimization attacks' token salad) over the input's lines and the decoded payloads; secrets and PII over
+  the original text (their spans index it, so they can be redacted);
 - on outputs also: system-prompt leak (when a system prompt is sent along) and canary leak (when a canary is);
 - conversation context: with earlier turns of the session, the turns and the new text are joined and scanned again;
   what only the joined text shows is reported by the `context` detector (a payload split over several messages);
@@ -23,7 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from firewall.engine import leaks, sensitive
+from firewall.engine import adversarial, leaks, sensitive
 from firewall.engine.decode import expand
 from firewall.engine.normalize import Normalized, normalize
 from firewall.engine.signatures import SignatureSet, builtin_signatures
@@ -40,7 +41,9 @@ ATTACK_TYPES = frozenset(
         ThreatType.SYSTEM_PROMPT_LEAK,
     }
 )
-ALL_DETECTORS = frozenset({"signatures", "classifier", "similarity", "secrets", "pii", "leaks", "context", "models"})
+ALL_DETECTORS = frozenset(
+    {"signatures", "classifier", "similarity", "adversarial_suffix", "secrets", "pii", "leaks", "context", "models"}
+)
 
 
 class CandidateDetector(Protocol):
@@ -139,6 +142,11 @@ class Engine:
                 findings += detector.scan(candidates)
                 if timings:
                     marks[name] = clock() - t
+        if "adversarial_suffix" in on:
+            t = clock()
+            findings += adversarial.scan(request.text, candidates, normalized.text)
+            if timings:
+                marks["adversarial_suffix"] = clock() - t
         t = clock()
         if "secrets" in on:
             findings += _on_original(sensitive.find_secrets(request.text))

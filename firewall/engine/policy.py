@@ -47,7 +47,7 @@ class PolicyConfig:
     flag_threshold: float = 0.4
     actions: dict[str, str] = field(default_factory=lambda: {str(k): v for k, v in DEFAULT_ACTIONS.items()})
     detectors: frozenset[str] = frozenset(
-        {"signatures", "classifier", "similarity", "secrets", "pii", "leaks", "context"}
+        {"signatures", "classifier", "similarity", "adversarial_suffix", "secrets", "pii", "leaks", "context"}
     )
     max_input_chars: int = 10_000
     rate_limit_per_minute: int = 600
