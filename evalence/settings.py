@@ -207,7 +207,7 @@ if REDIS_URL:
     REDIS_CHANNELS_URL = env.str("REDIS_CHANNELS_URL", default=_redis_db_url(REDIS_URL, 2))
     CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "BACKEND": "evalence.cache.RedisCache",
             "LOCATION": REDIS_CACHE_URL,
             "KEY_PREFIX": env.str("CACHE_KEY_PREFIX", default="evalence"),
         }

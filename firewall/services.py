@@ -17,6 +17,7 @@ from django.utils import timezone
 from accounts.choices import AuditAction
 from accounts.services import audit_log_write
 from evalence.errors import Conflict, PayloadTooLarge, ValidationFailed
+from evalence.inserts import PreparedInsert
 from firewall import metrics, runtime, shadow, state
 from firewall.choices import DETECTORS, Action, Decision, EvaluationSource, FailMode, Feedback
 from firewall.engine.normalize import normalize
@@ -35,6 +36,10 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+# Blocked inputs of these threat types are counted in the cross-organization threat patterns.
+PATTERN_TYPES = ATTACK_TYPES | {ThreatType.ENCODING_OBFUSCATION}
+# Every evaluation is one INSERT on the request's path: its statement is built once (evalence.inserts).
+EVALUATION_INSERT = PreparedInsert(Evaluation)
 MAX_METADATA_CHARS = 4_000
 
 
@@ -339,12 +344,12 @@ def _store(
         evaluation.shadow_latency_ms = outcome.shadow.latency_ms
     if not evaluation.text_hash:
         evaluation.text_hash = text_hash(normalize(request.text).text)
-    with transaction.atomic():
-        evaluation.save(force_insert=True)
-        if verdict.policy_decision == Decision.BLOCKED and verdict.threat_type in ATTACK_TYPES | {
-            ThreatType.ENCODING_OBFUSCATION
-        }:
+    if verdict.policy_decision == Decision.BLOCKED and verdict.threat_type in PATTERN_TYPES:
+        with transaction.atomic():  # the evaluation and its pattern's count, or neither
+            EVALUATION_INSERT.insert(evaluation)
             _threat_pattern_sighted(organization=organization, evaluation=evaluation)
+    else:  # one INSERT is atomic on its own: no BEGIN/COMMIT round trips on the common path
+        EVALUATION_INSERT.insert(evaluation)
     outcome.evaluation = evaluation
     outcome.evaluation_id = str(evaluation.pk)
     if verdict.policy_decision == Decision.BLOCKED and config is not None and config.webhook:

@@ -234,7 +234,43 @@ def _raise(fields: dict[str, list[str]]) -> None:
     raise ValidationFailed(f"{prefix}{messages[0]}", fields=fields)
 
 
+# The fields of the common evaluate body, each a plain string: `_plain_evaluate` reads such a body without a serializer.
+_PLAIN_FIELDS = frozenset({"text", "direction", "session_id", "user_id", "canary"})
+_SHORT_FIELDS = ("session_id", "user_id", "canary")  # trimmed, at most 200 characters (as EvaluateSerializer says)
+_DIRECTIONS = frozenset(Direction.values)
+
+
+def _plain_evaluate(data: Any) -> EvaluationRequest | None:
+    """The request EvaluateSerializer would give for the common body — a `text` and optional plain string fields, all
+    valid — or None, and the serializer reads it (anything else: messages, metadata, system_prompt, every error).
+
+    Building a serializer deep-copies its declared fields, about a fifth of a millisecond per call on the firewall's
+    hot path; tests check that both readings agree on every shape this one accepts.
+    """
+    if type(data) is not dict or not data.keys() <= _PLAIN_FIELDS:
+        return None
+    text = data.get("text")
+    if type(text) is not str or not text.strip() or _UNSTORABLE.search(text):
+        return None
+    direction = data.get("direction", Direction.INPUT)
+    if "direction" in data and (type(direction) is not str or direction not in _DIRECTIONS):  # null is refused too
+        return None
+    short: dict[str, str] = {}
+    for name in _SHORT_FIELDS:
+        value = data.get(name, "")
+        if type(value) is not str or _UNSTORABLE.search(value):
+            return None
+        value = value.strip()
+        if len(value) > 200:
+            return None
+        short[name] = value
+    return EvaluationRequest(text=text, direction=direction, **short)
+
+
 def parse_evaluate(data: Any) -> EvaluationRequest:
+    plain = _plain_evaluate(data)
+    if plain is not None:
+        return plain
     serializer = EvaluateSerializer(data=data)
     if not serializer.is_valid():
         _raise(flatten_errors(serializer.errors))

@@ -36,6 +36,7 @@ import base64
 import binascii
 import re
 from collections.abc import Callable, Iterable
+from functools import lru_cache
 from urllib.parse import unquote, unquote_plus
 
 from firewall.engine.normalize import normalize
@@ -270,6 +271,7 @@ def _has_inner_leet(token: str) -> bool:
     )
 
 
+@lru_cache(maxsize=16)  # the leet and leet_l decoders ask about the same text one after the other
 def _looks_leet(text: str) -> bool:
     if not _LEET_HINT_RE.search(text):
         return False
