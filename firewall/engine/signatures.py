@@ -126,7 +126,7 @@ BUILTIN_RULES: tuple[SignatureRule, ...] = (
         # German, French, Spanish, Italian, Portuguese: "ignore/forget (all) (the) previous instructions".
         rf"\b(?:ignorier(?:e|en|t)?|vergiss|vergessen\s+sie|missachte(?:n|t)?)\b{_W}{{0,4}}?\W+(?:vorherigen|"
         rf"bisherigen|vorigen|obigen|vorangegangenen|alle[nms]?|deine[nmrs]?|ihre[nmrs]?|die)\b{_W}{{0,3}}?\W+"
-        r"(?:anweisungen|anweisung|instruktionen|befehle|regeln|vorgaben)\b|"
+        r"(?:anweisungen|anweisung|instruktionen|befehle|regeln|vorgaben|aufgaben|auftr[aä]ge|angaben|informationen)\b|"
         r"\bvergiss\s+(?:einfach\s+)?alles\b|"
         rf"\b(?:ignore[rz]?|oublie[rz]?)\b{_W}{{0,3}}?\W+(?:les|tes|vos|toutes)\b{_W}{{0,2}}?\W+(?:instructions|"
         r"consignes|r[eè]gles|directives)\b|"
@@ -137,6 +137,25 @@ BUILTIN_RULES: tuple[SignatureRule, ...] = (
         Severity.HIGH,
         0.9,
         "Asks the model to ignore its previous instructions, in German, French, Spanish, Italian or Portuguese.",
+    ),
+    SignatureRule(
+        "PI-006",
+        # The bank's injections also drop "tasks", "assignments", "all the previous information" or "everything
+        # before": PI-001's nouns are instructions and rules. Left alone: "forget everything you know about X" (a
+        # figure of speech), "ignore my previous order" and "ignore the previous information, my address changed" (a
+        # customer correcting themselves): "everything" must end the clause or point back, and "orders" or
+        # "information" need "all the previous".
+        r"\b(?:forget|ignore|disregard)\b(?:\W+about)?(?:\W+(?:all|any))?(?:\W+(?:the|your|my|of\s+the|these|those))?"
+        r"(?:\W+(?:previous|prior|preceding|above|earlier|former|old|past))?\W+(?:tasks?|assignments?)\b|"
+        r"\b(?:forget|ignore|disregard)(?:\W+about)?\W+all\W+(?:the\W+)?(?:previous|prior|preceding|earlier|above)\W+"
+        r"(?:orders|information|conversations?)\b|"
+        r"\b(?:forget|ignore|disregard)\s+(?:about\s+)?everything(?=\s*[.,!:;]|\s+(?:before|above|prior|previous|"
+        r"earlier|said|so\s+far|we\s+(?:discussed|said|talked)|(?:i|you)\s+(?:said|told|wrote)|that\s+(?:was|came)\s+"
+        r"before))",
+        ThreatType.PROMPT_INJECTION,
+        Severity.HIGH,
+        0.85,
+        "Asks the model to drop its earlier tasks, or everything said before.",
     ),
     SignatureRule(
         "SPL-001",
@@ -347,6 +366,7 @@ BUILTIN_HINTS: dict[str, tuple[str, ...]] = {
     "PI-003": ("system", "developer", "admin", "root"),
     "PI-004": ("being", "acting", "longer"),
     "PI-005": ("ignor", "vergiss", "vergessen", "missacht", "oubli", "olv", "dimentic", "esque"),
+    "PI-006": ("forget", "ignore", "disregard"),
     "SPL-001": ("prompt", "instruction", "message", "rules", "configuration"),
     "SPL-002": ("above", "before"),
     "JB-001": ("anything", "dan"),
