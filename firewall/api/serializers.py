@@ -292,6 +292,10 @@ def parse_batch(data: Any) -> list[EvaluationRequest]:
     requests: list[EvaluationRequest] = []
     errors: dict[str, list[str]] = {}
     for index, item in enumerate(items):
+        plain = _plain_evaluate(item)
+        if plain is not None:
+            requests.append(plain)
+            continue
         serializer = EvaluateSerializer(data=item)
         if serializer.is_valid():
             requests.append(serializer.to_request())

@@ -65,3 +65,19 @@ def test_other_bodies_and_every_invalid_one_go_to_the_serializer(body: Any) -> N
     else:
         with pytest.raises(ValidationFailed):
             parse_evaluate(body)
+
+
+def test_a_batch_mixes_both_readings_in_order_and_names_a_bad_item() -> None:
+    from firewall.api.serializers import parse_batch
+
+    items = [
+        {"text": "first"},
+        {"messages": [{"role": "system", "content": "Be nice."}, {"role": "user", "content": "second"}]},
+        {"text": "third", "session_id": " s-3 "},
+    ]
+    parsed = parse_batch({"items": items})
+    assert [r.text for r in parsed] == ["first", "second", "third"]
+    assert parsed[1].system_prompt == "Be nice." and parsed[2].session_id == "s-3"
+    with pytest.raises(ValidationFailed) as caught:
+        parse_batch({"items": [*items, {"text": "   "}]})
+    assert "items[3].text" in caught.value.fields
