@@ -95,19 +95,22 @@ def _suffix_in_line(line: str) -> int | None:
     return tokens[first].start()
 
 
-def find_suffix(text: str, normalized_text: str | None = None) -> tuple[str, int, int, bool] | None:
-    """(line, start, end, as_given) for the first line of `text` that reads as a request with an adversarial suffix.
+def find_suffix(text: str, normalized_text: str | None = None) -> tuple[str, str, Span | None] | None:
+    """(salad, view, span) for the first line of `text` that reads as a request with an adversarial suffix, or None.
 
     Lines, not the whole text: code that is balanced over a text is rarely balanced over an arbitrary stretch of it.
     A line is judged normalized (NFKC, invisible characters, homoglyphs), so a zero-width or look-alike variant of a
-    suffix is judged as the suffix; `start`/`end` (the salad) index `text` when the line needed no normalizing
-    (`as_given`), else the normalized line. A one-line text is judged through `normalized_text` when the caller has it.
+    suffix is judged as the suffix. The span indexes `text` (view "original") when the line needed no normalizing,
+    or `normalized_text` (view "normalized") for a one-line text judged through it; else there is none.
     """
-    if "\n" not in text and normalized_text is not None:
+    if "\n" not in text and normalized_text is not None:  # the engine's normalized text is this one line
         if len(_WIDE_BRACKETS.findall(text)) < 3:
             return None
         at = _suffix_in_line(normalized_text)
-        return None if at is None else (normalized_text, at, len(normalized_text), normalized_text == text)
+        if at is None:
+            return None
+        view, judged = ("original", text) if normalized_text == text else ("normalized", normalized_text)
+        return judged[at:], view, Span(at, len(judged))
     offset = 0
     for raw in text.split("\n"):
         line_start, offset = offset, offset + len(raw) + 1
@@ -117,9 +120,9 @@ def find_suffix(text: str, normalized_text: str | None = None) -> tuple[str, int
         at = _suffix_in_line(line)
         if at is None:
             continue
-        if line == raw:
-            return line, line_start + at, line_start + len(line), True
-        return line, at, len(line), False
+        if line == raw.rstrip("\r"):
+            return line[at:], "original", Span(line_start + at, line_start + len(line))
+        return line[at:], "normalized", None
     return None
 
 
@@ -128,9 +131,8 @@ def scan(text: str, candidates: Iterable[Candidate], normalized_text: str | None
     payload's lines, so it is judged whole)."""
     found = find_suffix(text, normalized_text)
     if found is not None:
-        line, start, end, as_given = found
-        salad = text[start:end] if as_given else line[start:end]
-        return [_finding(salad, "original" if as_given else "normalized", [Span(start, end)] if as_given else [])]
+        salad, view, span = found
+        return [_finding(salad, view, [span] if span is not None else [])]
     for candidate in candidates:
         if candidate.view == "normalized":
             continue

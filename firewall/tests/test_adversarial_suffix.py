@@ -80,10 +80,22 @@ def test_the_suffix_is_judged_per_line_so_code_is_not_read_as_one_crossed_line()
     assert adversarial.find_suffix(code) is None
     # Joined into one line (as normalizing does), the quoted brackets cross and the calls glue.
     assert adversarial.find_suffix(" ".join(code.split())) is not None
-    found = adversarial.find_suffix(f"Here is my question.\n{SALADS[0]}\nThanks!")
+    text = f"Here is my question.\r\n{SALADS[0]}\r\nThanks!"
+    found = adversarial.find_suffix(text)
     assert found is not None
-    line, _start, _end, as_given = found
-    assert as_given and line == SALADS[0]
+    salad, view, span = found
+    assert view == "original" and span is not None and text[span.start : span.end] == salad
+    assert SALADS[0].endswith(salad) and salad.startswith("]){")
+
+
+def test_a_suffix_with_hidden_characters_is_marked_in_the_normalized_text() -> None:
+    text = SALADS[1].replace("Okay", "Ok\u200bay")
+    normalized = normalize(text).text
+    [finding] = [f for f in engine_scan(text) if f.detector == "adversarial_suffix"]
+    assert finding.view == "normalized"
+    [span] = finding.spans
+    assert finding.evidence == [f"adversarial suffix: {normalized[span.start : span.end]}"]
+    assert any(f.detector == "obfuscation" for f in engine_scan(text))  # hiding characters is reported too
 
 
 def test_none_of_the_shipped_benign_prompts_reads_as_a_suffix() -> None:
