@@ -42,14 +42,20 @@ THREAT_COLORS = {
     value: COLORWAY[index % len(COLORWAY)]
     for index, value in enumerate(value for value, _ in ThreatType.choices if value != "none")
 }
-POLICY_STEPS = {"emergency_stop": "Emergency stop", "fail_closed": "Fail closed", "rate_limit": "Rate limit"}
+# Names that capitalizing would get wrong: policy steps that decide like a detector, and an acronym.
+DETECTOR_NAMES = {
+    "emergency_stop": "Emergency stop",
+    "fail_closed": "Fail closed",
+    "rate_limit": "Rate limit",
+    "pii": "PII",
+}
 
 
 def detector_label(name: str) -> str:
     """A detector (or policy step) as the page names it; blank is an acted evaluation stored before `decided_by`."""
     if not name:
         return "Not recorded"
-    return POLICY_STEPS.get(name, name.replace("_", " ").capitalize())
+    return DETECTOR_NAMES.get(name, name.replace("_", " ").capitalize())
 
 
 def list_url(since: datetime, until: datetime, **filters: str | Sequence[str] | None) -> str:

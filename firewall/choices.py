@@ -29,9 +29,15 @@ class Direction(models.TextChoices):
     OUTPUT = "output", "Output"
 
 
-ThreatType = models.TextChoices(
-    "ThreatType", [(t.name, (t.value, t.value.replace("_", " ").capitalize())) for t in EngineThreatType]
-)
+# Labels as people write them: "PII", not "Pii".
+_THREAT_LABELS = {"pii": "PII", "secret": "Secret (keys, tokens)"}
+
+
+def _threat_label(value: str) -> str:
+    return _THREAT_LABELS.get(value, value.replace("_", " ").capitalize())
+
+
+ThreatType = models.TextChoices("ThreatType", [(t.name, (t.value, _threat_label(t.value))) for t in EngineThreatType])
 Severity = models.TextChoices("Severity", [(s.name, (s.value, s.value.capitalize())) for s in EngineSeverity])
 
 

@@ -175,13 +175,13 @@ def test_the_figures_count_the_rows_of_the_range(org_a: Any, bob: Any) -> None:
     assert sum(trace(keys, "Blocked")["x"]) == 4
     assert sum(trace(figure(response, "decisions"), "Sanitized")["y"]) == 2
     threats = figure(response, "threats")
-    assert {t["name"]: sum(t["y"]) for t in threats["data"]} == {"Prompt injection": 3, "Pii": 2, "Jailbreak": 1}
+    assert {t["name"]: sum(t["y"]) for t in threats["data"]} == {"Prompt injection": 3, "PII": 2, "Jailbreak": 1}
     detectors = figure(response, "detectors")
-    assert detectors["data"][0]["x"] == ["Signatures", "Pii", "Classifier"]  # most decisions first
+    assert detectors["data"][0]["x"] == ["Signatures", "PII", "Classifier"]  # most decisions first
     assert trace(detectors, "Blocked")["y"] == [3, 0, 1]
     assert trace(detectors, "Sanitized")["y"] == [0, 2, 0]
     over_time = figure(response, "detectors-over-time")
-    assert {t["name"]: sum(t["y"]) for t in over_time["data"]} == {"Signatures": 3, "Pii": 2, "Classifier": 1}
+    assert {t["name"]: sum(t["y"]) for t in over_time["data"]} == {"Signatures": 3, "PII": 2, "Classifier": 1}
 
 
 # --- links land on lists that count the same ----------------------------------------------------------------------
@@ -283,7 +283,7 @@ def test_false_positives_are_counted_over_acted_evaluations_and_listed(org_a: An
     assert (reported["count"], reported["acted"], reported["rate"]) == (1, 6, round(1 / 6, 4))
     assert response.context["fp_rate"] == "16.7%"
     assert [row["pk"] for row in reported["latest"]] == [made["rows"][3].pk]
-    assert reported["latest"][0]["detector_label"] == "Pii"
+    assert reported["latest"][0]["detector_label"] == "PII"
     assert reverse("firewall:evaluation_detail", args=[made["rows"][3].pk]) in response.content.decode()
 
 

@@ -222,7 +222,7 @@ def test_threat_and_pattern_bars_open_their_evaluations(org_a: Any, bob: Any) ->
     response = client.get(OVERVIEW)
 
     low = trace(figure(response, "threats"), "Low")
-    assert low["x"] == ["Pii"] and low["y"] == [2]
+    assert low["x"] == ["PII"] and low["y"] == [2]
     assert client.get(low["customdata"][0]).context["page_obj"].paginator.count == 2
     patterns = figure(response, "patterns")["data"][0]
     assert patterns["x"] == [1, 1]
