@@ -39,6 +39,13 @@ BENIGN = [
     'Return the result as JSON like {"name": "x", "tags": ["a", "b"], "meta": {"k": [1, 2]}} please.',
     "See [the docs](https://example.com/a_(b)_c) and [FAQ](https://example.com/faq) for details.",
     "Options: 1) tea 2) coffee 3) juice :) or [none] (your call) {any}",
+    # Crossed brackets in earnest: regexes, interval notation, broken JSON, LaTeX, shell, emoticons.
+    r"Fix my regex for markdown links: \[([^\]]+)\]\(([^)]+)\) it fails on [text](url) when the text has ] inside",
+    "Explain the interval notation [0, 1) and (2, 3] and how [a, b) differs from (a, b]",
+    'My JSON is broken: {"a": [1, 2, {"b": 3]} can you find the mismatched bracket?',
+    r"In LaTeX, how do I write \frac{a}{b} inside \left( \right] without errors in math mode?",
+    "what does this bash do: arr=(${list[@]}) ; echo ${arr[0]} ${#arr[@]}",
+    "Emoticons like :-) :] :} and ;( are they ok in emails? :)",
     # A text that is all opening brackets, and one with a stray closer.
     "((((((((((((0.5x(1+1))x((0.5x(1+1))+(0.5x(1+1)) what is the value of this expression",
     "I think (maybe] this is a typo in my notes, can you fix the bracket?",
