@@ -7,6 +7,10 @@ bank is seeded and the classifier trained (`promptbank_seed`, `train_detector`) 
 is raised so it is counted but never refuses. The load generator is `wrk` (Debian's package; installed by this
 benchmark when missing), 2 threads and 32 connections, a 3 s warm-up, then 15 s per measurement, the two endpoints
 measured alternately twice. Request bodies are real bank prompts (attacks and benign) of about 200 characters.
+"server CPU ms/request" is the CPU time (user + system) the gunicorn master and workers used during a measurement,
+divided by the requests answered: the cost of a request, which the machine's noise moves much less than requests per
+second (it does not depend on how much CPU wrk, PostgreSQL and Redis got). At 32 connections on this machine's cores the
+ratio of the two endpoints' throughput is bounded by the ratio of their CPU per request.
 "PG connections" is the most the server held to its database during a measurement (sampled from pg_stat_activity);
 with Django's connection pool it stays at most workers x DATABASE_POOL_MAX_SIZE. A row with non-2xx answers quotes the
 server's last error line.
@@ -77,11 +81,13 @@ def _wrk(wrk: str, url: str, script: str | None, seconds: int) -> dict[str, floa
         cmd += ["-s", script]
     out = subprocess.run([*cmd, url], check=True, capture_output=True, text=True, timeout=seconds + 60).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    requests = int(re.search(r"(\d+) requests in", out).group(1))
     lat = dict(re.findall(r"^\s+(50|99)%\s+([\d.]+\w+)", out, re.M))
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     socket_errors = re.search(r"Socket errors: (.*)", out)
     return {
         "rps": rps,
+        "requests": requests,
         "p50": _ms(lat["50"]),
         "p99": _ms(lat["99"]),
         "non_2xx": float(errors.group(1)) if errors else 0.0,
@@ -114,9 +120,28 @@ class _ConnectionPeak:
                 self.peak = max(self.peak, row.fetchone()[0])
 
 
-def _measure(wrk: str, url: str, script: str | None, seconds: int, admin_url: str, db_name: str) -> dict[str, Any]:
+def _server_cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) used so far by the gunicorn master and its workers."""
+    ticks = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()  # after "(comm)": state, ppid, ...
+        except OSError:  # a process that just ended
+            continue
+        if stat.parent.name == str(pid) or fields[1] == str(pid):
+            ticks += int(fields[11]) + int(fields[12])  # utime, stime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def _measure(
+    wrk: str, url: str, script: str | None, seconds: int, admin_url: str, db_name: str, server_pid: int
+) -> dict[str, Any]:
+    """One wrk run, with the server's CPU per answered request: a figure the machine's noise moves much less than
+    requests per second (it does not depend on how much CPU wrk and the database got)."""
+    before = _server_cpu_s(server_pid)
     with _ConnectionPeak(admin_url, db_name) as peak:
         result: dict[str, Any] = _wrk(wrk, url, script, seconds)
+    result["cpu_ms"] = (_server_cpu_s(server_pid) - before) * 1000 / max(1, result["requests"])
     result["pg_connections"] = peak.peak
     return result
 
@@ -227,8 +252,10 @@ def run() -> list[dict[str, Any]]:
         _wrk(wrk, root, str(script), 3)
         results: dict[str, list[dict[str, Any]]] = {"health": [], "evaluate": []}
         for _ in range(2):
-            results["health"].append(_measure(wrk, f"{root}/health/live", None, DURATION_S, admin_url, db_name))
-            results["evaluate"].append(_measure(wrk, root, str(script), DURATION_S, admin_url, db_name))
+            results["health"].append(
+                _measure(wrk, f"{root}/health/live", None, DURATION_S, admin_url, db_name, server.pid)
+            )
+            results["evaluate"].append(_measure(wrk, root, str(script), DURATION_S, admin_url, db_name, server.pid))
         server_error = _last_error(work / "server.log")
     finally:
         if server is not None:
@@ -257,6 +284,7 @@ def run() -> list[dict[str, Any]]:
                     "requests/s": r["rps"],
                     "p50 ms": r["p50"],
                     "p99 ms": r["p99"],
+                    "server CPU ms/request": round(r["cpu_ms"], 3),
                     "non-2xx": int(r["non_2xx"]),
                     "PG connections": r["pg_connections"],
                     "share of best baseline": r["rps"] / best_health,
