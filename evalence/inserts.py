@@ -19,19 +19,17 @@ class PreparedInsert:
     def __init__(self, model: type[models.Model]) -> None:
         self.model = model
         self.fields = list(model._meta.concrete_fields)
-        if any(hasattr(field, "get_placeholder") for field in self.fields):
-            raise ValueError(f"{model.__name__} has a field with its own SQL placeholder: save() it")
-        self._statements: dict[str, str] = {}
+        self._statements: dict[tuple[str, tuple[str, ...]], str] = {}
 
-    def statement(self, connection: Any) -> str:
-        sql = self._statements.get(connection.alias)
+    def statement(self, connection: Any, placeholders: tuple[str, ...]) -> str:
+        key = (connection.alias, placeholders)
+        sql = self._statements.get(key)
         if sql is None:
             quote = connection.ops.quote_name
             columns = ", ".join(quote(field.column) for field in self.fields)
-            values = ", ".join(["%s"] * len(self.fields))
             # Names from the model's own metadata, quoted by the backend; values are parameters.
-            sql = f"INSERT INTO {quote(self.model._meta.db_table)} ({columns}) VALUES ({values})"  # noqa: S608
-            self._statements[connection.alias] = sql
+            sql = f"INSERT INTO {quote(self.model._meta.db_table)} ({columns}) VALUES ({', '.join(placeholders)})"  # noqa: S608
+            self._statements[key] = sql
         return sql
 
     def insert(self, obj: models.Model, using: str = "default") -> None:
@@ -42,7 +40,12 @@ class PreparedInsert:
             obj.save(force_insert=True, using=using)
             return
         params = [field.get_db_prep_save(value, connection) for field, value in zip(self.fields, values, strict=True)]
+        # A field with its own placeholder (a BinaryField on some backends) gets it, as the SQL compiler gives it.
+        placeholders = tuple(
+            field.get_placeholder(value, None, connection) if hasattr(field, "get_placeholder") else "%s"
+            for field, value in zip(self.fields, params, strict=True)
+        )
         with connection.cursor() as cursor:
-            cursor.execute(self.statement(connection), params)
+            cursor.execute(self.statement(connection, placeholders), params)
         obj._state.adding = False
         obj._state.db = using

@@ -38,8 +38,11 @@ logger = logging.getLogger(__name__)
 
 # Blocked inputs of these threat types are counted in the cross-organization threat patterns.
 PATTERN_TYPES = ATTACK_TYPES | {ThreatType.ENCODING_OBFUSCATION}
-# Every evaluation is one INSERT on the request's path: its statement is built once (evalence.inserts).
+# Every evaluation is one INSERT on the request's path, and a new threat pattern two more: their statements are built
+# once (evalence.inserts).
 EVALUATION_INSERT = PreparedInsert(Evaluation)
+PATTERN_INSERT = PreparedInsert(ThreatPattern)
+SIGHTING_INSERT = PreparedInsert(ThreatPatternSighting)
 MAX_METADATA_CHARS = 4_000
 
 
@@ -409,13 +412,15 @@ def _count_statements(vendor: str) -> tuple[str, str]:
 
 def _first_sighting(organization: Organization, pattern_id: Any, evaluation: Evaluation, now: Any) -> None:
     """The organization's first sighting of a pattern, counted once."""
-    ThreatPatternSighting.objects.create(
-        organization=organization,
-        pattern_id=pattern_id,
-        count=1,
-        first_seen=now,
-        last_seen=now,
-        last_evaluation=evaluation,
+    SIGHTING_INSERT.insert(
+        ThreatPatternSighting(
+            organization=organization,
+            pattern_id=pattern_id,
+            count=1,
+            first_seen=now,
+            last_seen=now,
+            last_evaluation=evaluation,
+        )
     )
 
 
@@ -471,7 +476,7 @@ def _threat_pattern_create(*, organization: Organization, evaluation: Evaluation
     for _attempt in range(3):
         try:
             with transaction.atomic():
-                pattern = ThreatPattern.objects.create(
+                pattern = ThreatPattern(
                     pattern_hash=evaluation.text_hash,
                     threat_type=evaluation.threat_type,
                     severity=evaluation.severity,
@@ -481,6 +486,7 @@ def _threat_pattern_create(*, organization: Organization, evaluation: Evaluation
                     last_seen=now,
                     signature=signature,
                 )
+                PATTERN_INSERT.insert(pattern)
                 # Nobody else can see the new pattern before this transaction commits: no sighting of it can exist.
                 _first_sighting(organization, pattern.pk, evaluation, now)
                 return pattern
