@@ -32,7 +32,9 @@ from firewall.engine.types import Candidate, Finding, Severity, ThreatType
 
 OBFUSCATION_DETECTOR = "obfuscation"
 CONTEXT_DETECTOR = "context"
-CONTEXT_MAX_CHARS = 8_000  # of earlier turns joined before the new text
+# Of earlier turns joined before the new text: a payload split over turns sits at the boundary, and the classifier
+# reads only the first classifier.MAX_CHARS (4,000) characters of a text, so the boundary must fall well inside them.
+CONTEXT_MAX_CHARS = 3_000
 ATTACK_TYPES = frozenset(
     {
         ThreatType.PROMPT_INJECTION,
