@@ -1,11 +1,12 @@
 """The statistical detector: a linear model over hashed character n-grams, trained from the prompt bank.
 
-Features: the lower-cased text (at most `MAX_CHARS` characters) is cut into character 3-, 4- and 5-grams (across
-word boundaries, so short word pairs count too); each n-gram is hashed (a polynomial over its code points, mixed with
-SplitMix64's finalizer) into one of 2**`BITS` buckets. A text's vector is binary (a bucket is present or not),
-weighted by the bucket's inverse document frequency in the training data and scaled to unit length; buckets that no
-training text had are left out, as a vocabulary-based tf-idf leaves out unknown words. Hashing is
-vectorized with numpy, so featurizing 1 KB costs about a tenth of a millisecond and no vocabulary is kept.
+Features: the lower-cased text (a longer one in chunks of `MAX_CHARS` characters, see `chunks`: a text scores as its
+highest chunk) is cut into character 3-, 4- and 5-grams (across word boundaries, so short word pairs count too); each
+n-gram is hashed (a polynomial over its code points, mixed with SplitMix64's finalizer) into one of 2**`BITS` buckets.
+A text's vector is binary (a bucket is present or not), weighted by the bucket's inverse document frequency in the
+training data and scaled to unit length; buckets that no training text had are left out, as a vocabulary-based tf-idf
+leaves out unknown words. Hashing is vectorized with numpy, so featurizing 1 KB costs about a tenth of a millisecond
+and no vocabulary is kept.
 
 Two logistic regressions (scikit-learn) read these vectors: attack vs benign, and, among attacks, which threat type.
 Scoring does not call scikit-learn: the weights are kept as dense arrays (the bucket's idf times its coefficient), so
@@ -50,7 +51,9 @@ from firewall.engine.types import Candidate, Finding, Severity, Span, ThreatType
 DETECTOR = "classifier"
 BITS = 18
 NGRAMS = (3, 4, 5)
-MAX_CHARS = 4_000  # characters of a candidate that are scored (bounds the latency of a 10 KB input)
+MAX_CHARS = 4_000  # characters scored at once: a longer text is read in chunks of this size (see `chunks`)
+CHUNK_STRIDE = 3_500  # consecutive chunks overlap by 500 characters, so a phrase on a chunk boundary is read whole
+MAX_CHUNKS = 4  # per candidate: 14,000 characters, the first three chunks and the last beyond that
 MAX_CANDIDATES = 4  # the normalized text and the first decoded payloads
 MIN_SCORE = 0.05  # below this no finding is reported
 BLOCK_SCORE = 0.7  # the score of a probability at the operating threshold
@@ -115,6 +118,22 @@ def _buckets(text: str) -> tuple[str, np.ndarray]:
         parts.append(h)
     hashes = mix64(np.concatenate(parts))
     return lowered, (hashes >> _SHIFT).astype(np.int64)
+
+
+def chunks(text: str) -> list[tuple[int, str]]:
+    """(offset, chunk) pieces of `text` that the classifier scores one by one, the text's score being the highest.
+
+    Scoring only a text's first `MAX_CHARS` characters would let 4 KB of harmless padding hide an attack behind it;
+    reading it all in chunks keeps the cost linear in its length and each chunk's vector as undiluted as a short
+    text's. Beyond `MAX_CHUNKS` chunks the middle of a very long text (a raised input limit, a large decoded payload) is
+    skipped: the first chunks and the last one are read.
+    """
+    if len(text) <= MAX_CHARS:
+        return [(0, text)]
+    starts = list(range(0, len(text) - MAX_CHARS + CHUNK_STRIDE, CHUNK_STRIDE))
+    if len(starts) > MAX_CHUNKS:
+        starts = [*starts[: MAX_CHUNKS - 1], len(text) - MAX_CHARS]
+    return [(start, text[start : start + MAX_CHARS]) for start in starts]
 
 
 def _unique(values: np.ndarray) -> np.ndarray:
@@ -367,18 +386,19 @@ class Classifier:
 
     def probability(self, text: str) -> float:
         """The model's raw attack probability (uncalibrated: see `calibrate`): the attack head's, or the intent
-        head's best window (shifted by its offset) when that is higher."""
-        lowered, raw = _buckets(text)
-        logit, _, _ = self._combined(lowered, raw, _all_buckets(lowered, raw, self.words))
-        return _sigmoid(logit)
+        head's best window (shifted by its offset) when that is higher; for a long text, its highest chunk's."""
+        best = -math.inf
+        for _, chunk in chunks(text):
+            lowered, raw = _buckets(chunk)
+            best = max(best, self._combined(lowered, raw, _all_buckets(lowered, raw, self.words))[0])
+        return _sigmoid(best)
 
     def calibrate(self, p: float) -> float:
         """Map a raw probability to the reported score: monotonic, the operating threshold to `BLOCK_SCORE`."""
         return _calibrate(p, self.threshold)
 
     def score(self, texts: list[str]) -> list[float]:
-        """Calibrated attack scores in [0, 1] of texts as the engine sees them (normalized; only the first
-        `MAX_CHARS` characters count)."""
+        """Calibrated attack scores in [0, 1] of texts as the engine sees them (normalized; long ones in chunks)."""
         return [self.calibrate(self.probability(text)) for text in texts]
 
     def threat_type(self, text: str) -> ThreatType:
@@ -424,23 +444,23 @@ class Classifier:
         return spans
 
     def scan(self, candidates: list[Candidate]) -> list[Finding]:
-        """At most one finding: the highest-scoring of the first `MAX_CANDIDATES` candidates, with its threat type,
-        a severity from the score, and the words that weighed most as evidence."""
-        best: tuple[float, float, Candidate, str, np.ndarray, np.ndarray, int | None] | None = None
+        """At most one finding: the highest-scoring chunk of the first `MAX_CANDIDATES` candidates, with its threat
+        type, a severity from the score, and the words that weighed most as evidence."""
+        best: tuple[float, float, Candidate, int, str, str, np.ndarray, np.ndarray, int | None] | None = None
         for candidate in candidates[:MAX_CANDIDATES]:
-            lowered, raw = _buckets(candidate.text)
-            buckets = _all_buckets(lowered, raw, self.words)
-            logit, norm, window = self._combined(lowered, raw, buckets)
-            p = _sigmoid(logit)
-            if best is None or p > best[0]:
-                best = (p, norm, candidate, lowered, raw, buckets, window)
+            for offset, chunk in chunks(candidate.text):
+                lowered, raw = _buckets(chunk)
+                buckets = _all_buckets(lowered, raw, self.words)
+                logit, norm, window = self._combined(lowered, raw, buckets)
+                p = _sigmoid(logit)
+                if best is None or p > best[0]:
+                    best = (p, norm, candidate, offset, chunk, lowered, raw, buckets, window)
         if best is None:
             return []
-        p, norm, candidate, lowered, raw, buckets, window = best
+        p, norm, candidate, offset, text, lowered, raw, buckets, window = best
         score = self.calibrate(p)
         if score < MIN_SCORE:
             return []
-        text = candidate.text
         if window is None or self.intent is None:
             explained = self._explain(lowered, raw, norm)
         else:  # the words of the deciding window, by the intent head's weights, at their offsets in the text
@@ -450,13 +470,15 @@ class Classifier:
                 (start + window, end + window, weight)
                 for start, end, weight in self._explain(part, part_raw, part_norm, weights=self.intent.weights)
             ]
-        same_offsets = len(lowered) == len(text[:MAX_CHARS])  # lower() can change a text's length ("İ")
+        same_offsets = len(lowered) == len(text)  # lower() can change a text's length ("İ")
         source = text if same_offsets else lowered
         evidence = [source[start:end][:80] for start, end, _ in explained]
         if candidate.view != "normalized":
             evidence = [f"{candidate.view}: {item}" for item in evidence]
         spans = (
-            [Span(start, end) for start, end, _ in explained] if candidate.view == "normalized" and same_offsets else []
+            [Span(offset + start, offset + end) for start, end, _ in explained]
+            if candidate.view == "normalized" and same_offsets
+            else []
         )
         return [
             Finding(

@@ -32,8 +32,9 @@ from firewall.engine.types import Candidate, Finding, Severity, ThreatType
 
 OBFUSCATION_DETECTOR = "obfuscation"
 CONTEXT_DETECTOR = "context"
-# Of earlier turns joined before the new text: a payload split over turns sits at the boundary, and the classifier
-# reads only the first classifier.MAX_CHARS (4,000) characters of a text, so the boundary must fall well inside them.
+# Of earlier turns joined before the new text: a payload split over turns sits at the boundary, so the boundary and a
+# few turns before it are enough, and they fit in the classifier's first chunk (classifier.MAX_CHARS) with the start
+# of the new text; every request with a session pays this scan, so it stays one chunk, not three.
 CONTEXT_MAX_CHARS = 3_000
 ATTACK_TYPES = frozenset(
     {

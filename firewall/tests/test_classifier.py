@@ -3,6 +3,7 @@ calibrated scores, separation on held-out prompts, explainable evidence, a safe 
 
 from __future__ import annotations
 
+import itertools
 import json
 import zlib
 from pathlib import Path
@@ -107,15 +108,42 @@ def test_a_decoded_payload_is_reported_with_its_view(model: Classifier) -> None:
     assert finding.spans == []  # offsets of a decoded payload do not point into the input
 
 
-def test_only_the_first_candidates_and_characters_are_scanned(model: Classifier) -> None:
+def test_only_the_first_candidates_are_scanned(model: Classifier) -> None:
     benign = Candidate(BENIGN[0], "normalized")
     attack = Candidate(ATTACKS[0], "base64", 1)
     assert model.scan([benign] * 3 + [attack])[0].view == "base64"
     beyond = model.scan([benign] * clf_module.MAX_CANDIDATES + [attack])
     assert all(f.score < BLOCK_SCORE for f in beyond)
-    padded = "Tell me about the weather in Lisbon. " * 120  # over MAX_CHARS before the attack starts
-    assert len(padded) > clf_module.MAX_CHARS
-    assert model.score([padded + ATTACKS[0]])[0] == pytest.approx(model.score([padded])[0])
+
+
+def test_an_attack_behind_long_padding_is_read_in_a_later_chunk_with_its_evidence_in_place(model: Classifier) -> None:
+    padding = "Tell me about the weather in Lisbon. " * 150  # 5,550 characters: past the first chunk
+    assert len(padding) > clf_module.MAX_CHARS
+    text = padding + ATTACKS[0]
+    assert model.score([padding])[0] < BLOCK_SCORE <= model.score([text])[0]
+    [finding] = model.scan([Candidate(text, "normalized")])
+    assert finding.score >= BLOCK_SCORE
+    assert finding.spans and all(span.start >= len(padding) - 10 for span in finding.spans)
+    assert [text[span.start : span.end] for span in finding.spans] == finding.evidence
+
+
+@pytest.mark.parametrize("length", [10, 4_000, 4_001, 7_500, 10_000, 14_000, 50_000])
+def test_chunks_cover_a_text_up_to_their_bound_and_always_its_end(length: int) -> None:
+    text = "".join(chr(ord("a") + i % 26) for i in range(length))
+    pieces = clf_module.chunks(text)
+    assert len(pieces) <= clf_module.MAX_CHUNKS
+    assert all(
+        text[start : start + len(chunk)] == chunk and len(chunk) <= clf_module.MAX_CHARS for start, chunk in pieces
+    )
+    assert pieces[0][0] == 0 and pieces[-1][0] + len(pieces[-1][1]) == length  # the start and the end are read
+    covered = set()
+    for start, chunk in pieces:
+        covered.update(range(start, start + len(chunk)))
+    if length <= clf_module.MAX_CHARS + (clf_module.MAX_CHUNKS - 1) * clf_module.CHUNK_STRIDE:
+        assert len(covered) == length  # every character is read
+    regular = [(start, chunk) for i, (start, chunk) in enumerate(pieces) if start == i * clf_module.CHUNK_STRIDE]
+    for (start, chunk), (after, _) in itertools.pairwise(regular):  # a phrase on a boundary is whole in one chunk
+        assert start + len(chunk) - after == clf_module.MAX_CHARS - clf_module.CHUNK_STRIDE
 
 
 def test_nothing_is_reported_below_the_minimum_score(model: Classifier) -> None:
