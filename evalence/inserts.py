@@ -2,10 +2,10 @@
 
 `Model.save(force_insert=True)` compiles its INSERT afresh for every row: it walks the fields, resolves each value
 through the SQL compiler and assembles the statement, which costs more Python than sending the row. The statement of
-a model's INSERT never changes, so `PreparedInsert` builds it once per database vendor and per row only prepares the
-values, exactly as the compiler would (`pre_save`, then `get_db_prep_save`). What it does not do, and why that is fine
-where it is used: it sends no `pre_save`/`post_save` signals (a model registered here must have no receivers — checked
-by a test), and a value that is an SQL expression goes through `save` as before.
+a model's INSERT does not change, so `PreparedInsert` builds it once per database (and set of placeholders) and per
+row only prepares the values, exactly as the compiler would (`pre_save`, then `get_db_prep_save`). What it does not
+do, and why that is fine where it is used: it sends no `pre_save`/`post_save` signals (a model registered here must
+have no receivers — checked by a test), and a value that is an SQL expression goes through `save` as before.
 """
 
 from __future__ import annotations

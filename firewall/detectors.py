@@ -345,7 +345,12 @@ def _compare(
 
 
 def detector_train(
-    *, actor: User | None = None, activate: str = "auto", seed: int = 0, organization: Organization | None = None
+    *,
+    actor: User | None = None,
+    activate: str = "auto",
+    seed: int = 0,
+    organization: Organization | None = None,
+    bank: tuple[list[BankRow], str] | None = None,
 ) -> DetectorVersion:
     """Train a classifier on the active bank, store it as a new version and activate it per `activate`:
 
@@ -358,11 +363,12 @@ def detector_train(
 
     Every run writes a `detector.trained` learning event with the figures (and `detector.activated` when it is
     activated). The fit and the scoring run outside the transaction (tens of seconds on a large bank); the row and
-    the activation are atomic.
+    the activation are atomic. `bank`: the rows `bank_rows(organization=organization)` gave, when the caller has
+    read them already (the scheduled retrain, to see whether the bank changed).
     """
     if activate not in ACTIVATE_RULES:
         raise ApplicationError(f"activate must be one of {', '.join(ACTIVATE_RULES)}, not {activate!r}.")
-    rows, described = bank_rows(organization=organization)
+    rows, described = bank if bank is not None else bank_rows(organization=organization)
     attacks = sum(r.label for r in rows)
     benign = len(rows) - attacks
     if attacks < MIN_PER_CLASS or benign < MIN_PER_CLASS:

@@ -41,9 +41,8 @@ def _summary(version: DetectorVersion) -> dict[str, Any]:
     return {"version": version.version, "status": version.status, "reason": version.reason}
 
 
-def _unchanged_since(organization: Organization | None) -> int | None:
-    """The latest version of the scope when it was trained on exactly today's data (same fingerprint), else None."""
-    rows, _ = detectors.bank_rows(organization=organization)
+def _unchanged_since(organization: Organization | None, rows: list[detectors.BankRow]) -> int | None:
+    """The latest version of the scope when it was trained on exactly `rows` (same fingerprint), else None."""
     fingerprint = detectors.bank_fingerprint(rows)
     scope = DetectorVersion.objects.filter(organization=organization)
     latest = scope.order_by("-version").values_list("version", "training").first()
@@ -52,12 +51,16 @@ def _unchanged_since(organization: Organization | None) -> int | None:
     return None
 
 
-def _train(actor_id: Any, seed: int, organization: Organization | None) -> dict[str, Any]:
+def _train(
+    actor_id: Any, seed: int, organization: Organization | None, bank: tuple[list[detectors.BankRow], str]
+) -> dict[str, Any]:
     from accounts.models import User
 
     actor = User.objects.filter(pk=actor_id).first() if actor_id is not None else None
     try:
-        version = detectors.detector_train(actor=actor, activate="auto", seed=seed, organization=organization)
+        version = detectors.detector_train(
+            actor=actor, activate="auto", seed=seed, organization=organization, bank=bank
+        )
     except ApplicationError as exc:
         logger.warning("retrain failed: %s", exc.message)
         return {"error": exc.message}
@@ -71,12 +74,13 @@ def retrain_now(
     """Train the shared classifier once with `activate="auto"`; a summary of the new version, or why nothing was
     trained. A bank too small to train on is reported (and logged), not raised: the schedule goes on and says why
     next time too. With `organizations`, the organizations' own versions follow (`retrain_organizations`)."""
-    unchanged = _unchanged_since(None) if skip_unchanged else None
+    bank = detectors.bank_rows()  # read once: to see whether it changed, and to train on
+    unchanged = _unchanged_since(None, bank[0]) if skip_unchanged else None
     if unchanged is not None:
         logger.info("retrain skipped: the bank is unchanged since v%s", unchanged)
         summary: dict[str, Any] = {"skipped": f"The bank is unchanged since v{unchanged}."}
     else:
-        summary = _train(actor_id, seed, None)
+        summary = _train(actor_id, seed, None, bank)
     if organizations and "error" not in summary:
         summary["organizations"] = retrain_organizations(actor_id=actor_id, skip_unchanged=skip_unchanged, seed=seed)
     return summary
@@ -97,10 +101,11 @@ def retrain_organization(
             organization=organization, reason="Retired: the organization has no prompts of its own any more."
         )
         return {"organization": organization.slug, "retired": retired.version if retired else None}
-    unchanged = _unchanged_since(organization) if skip_unchanged else None
+    bank = detectors.bank_rows(organization=organization)
+    unchanged = _unchanged_since(organization, bank[0]) if skip_unchanged else None
     if unchanged is not None:
         return {"organization": organization.slug, "skipped": f"Its bank is unchanged since v{unchanged}."}
-    return {"organization": organization.slug, **_train(actor_id, seed, organization)}
+    return {"organization": organization.slug, **_train(actor_id, seed, organization, bank)}
 
 
 def retrain_organizations(

@@ -82,13 +82,13 @@ class ClassifierStatus:
 def classifier_status(organization: Organization) -> ClassifierStatus:
     """The classifier an organization's evaluations use (its own, trained with its own prompts, or the shared one)
     and its newest own version when that one is not serving. Never another organization's version."""
-    from firewall.choices import DetectorStatus
-    from firewall.detectors import own_prompts
+    from firewall.detectors import active_version, own_prompts
 
-    versions = DetectorVersion.objects.defer("artifact").select_related("organization")
-    own_active = versions.filter(organization=organization, status=DetectorStatus.ACTIVE).first()
-    serving = own_active or versions.filter(organization__isnull=True, status=DetectorStatus.ACTIVE).first()
-    latest_own = versions.filter(organization=organization).order_by("-version").first()
+    own_active = active_version(organization, fallback=False)
+    serving = own_active or active_version()
+    latest_own = (
+        DetectorVersion.objects.defer("artifact").filter(organization=organization).order_by("-version").first()
+    )
     if latest_own is not None and serving is not None and latest_own.pk == serving.pk:
         latest_own = None
     return ClassifierStatus(

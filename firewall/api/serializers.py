@@ -236,7 +236,10 @@ def _raise(fields: dict[str, list[str]]) -> None:
 
 # The fields of the common evaluate body, each a plain string: `_plain_evaluate` reads such a body without a serializer.
 _PLAIN_FIELDS = frozenset({"text", "direction", "session_id", "user_id", "canary"})
-_SHORT_FIELDS = ("session_id", "user_id", "canary")  # trimmed, at most 200 characters (as EvaluateSerializer says)
+# Trimmed, and at most as long as EvaluateSerializer's fields say.
+_SHORT_LIMITS = {
+    name: EvaluateSerializer._declared_fields[name].max_length for name in ("session_id", "user_id", "canary")
+}
 _DIRECTIONS = frozenset(Direction.values)
 
 
@@ -256,12 +259,12 @@ def _plain_evaluate(data: Any) -> EvaluationRequest | None:
     if "direction" in data and (type(direction) is not str or direction not in _DIRECTIONS):  # null is refused too
         return None
     short: dict[str, str] = {}
-    for name in _SHORT_FIELDS:
+    for name, limit in _SHORT_LIMITS.items():
         value = data.get(name, "")
         if type(value) is not str or _UNSTORABLE.search(value):
             return None
         value = value.strip()
-        if len(value) > 200:
+        if len(value) > limit:
             return None
         short[name] = value
     return EvaluationRequest(text=text, direction=direction, **short)

@@ -23,11 +23,11 @@ import re
 from collections.abc import Iterable
 
 from firewall.engine.normalize import normalize
+from firewall.engine.signatures import MAX_EVIDENCE_CHARS
 from firewall.engine.types import Candidate, Finding, Severity, Span, ThreatType
 
 DETECTOR = "adversarial_suffix"
 RULE_ID = "AS-001"
-MAX_EVIDENCE_CHARS = 160
 
 _BRACKETS = re.compile(r"[()\[\]{}]")
 _WIDE_BRACKETS = re.compile(r"[()\[\]{}\uff08\uff09\uff3b\uff3d\uff5b\uff5d]")  # and their full-width forms
