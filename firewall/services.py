@@ -242,11 +242,11 @@ def _run(
         normalized_text=result.normalized.text,
         unavailable=result.unavailable,
     )
-    if use_context:
+    if use_context and verdict.decision != Decision.BLOCKED:  # a blocked turn never reached the model
         state.remember_turn(
             organization.pk,
             request.session_id,
-            request.text,
+            verdict.sanitized_text if verdict.sanitized_text is not None else request.text,
             keep=config.context_turns,
             ttl_s=settings.FIREWALL_CONTEXT_TTL_S,
         )

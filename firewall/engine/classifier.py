@@ -166,11 +166,12 @@ def features(text: str, words: bool = WORD_NGRAMS) -> np.ndarray:
     return _all_buckets(lowered, raw, words)
 
 
-def _windows(raw: np.ndarray, length: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _windows(raw: np.ndarray, length: int, since: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The n-gram buckets of every window of `WINDOW` characters of a text (from `_buckets`; `length` characters):
     (buckets, first, starts) where row i of `buckets` is window i's buckets sorted, `first` marks each bucket's first
     occurrence in its row (binary features), and `starts` the windows' offsets. A text no longer than `WINDOW` is one
-    window. Windows start every `WINDOW_STRIDE` characters, the last one flush with the end, so all are full."""
+    window. Windows start every `WINDOW_STRIDE` characters, the last one flush with the end, so all are full; with
+    `since`, only the windows that end past it (the rest was read when it was new: see `Candidate.since`)."""
     if len(raw) == 0:
         return np.zeros((0, 0), dtype=np.int64), np.zeros((0, 0), dtype=bool), np.zeros(0, dtype=np.int64)
     if length <= WINDOW:
@@ -180,6 +181,8 @@ def _windows(raw: np.ndarray, length: int) -> tuple[np.ndarray, np.ndarray, np.n
         starts = np.arange(0, length - WINDOW + 1, WINDOW_STRIDE, dtype=np.int64)
         if starts[-1] != length - WINDOW:
             starts = np.append(starts, length - WINDOW)
+        if since > 0:
+            starts = starts[starts + WINDOW > min(since, length - 1)]  # the last window always stays
         columns = []
         base = 0
         for n in NGRAMS:
@@ -202,9 +205,10 @@ class IntentHead:
     intercept: float
     offset: float
 
-    def logits(self, raw: np.ndarray, length: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(the logit of every window, their norms, their starts) of a text's n-gram buckets."""
-        rows, first, starts = _windows(raw, length)
+    def logits(self, raw: np.ndarray, length: int, since: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(the logit of every window, their norms, their starts) of a text's n-gram buckets (windows ending past
+        `since` only)."""
+        rows, first, starts = _windows(raw, length, since)
         if rows.size == 0:
             return np.full(1, self.intercept), np.ones(1), np.zeros(1, dtype=np.int64)
         sums = np.where(first, self.weights[rows], 0.0).sum(axis=1)
@@ -371,13 +375,16 @@ class Classifier:
         norm = math.sqrt(float(self.idf_sq[buckets].sum())) or 1.0
         return self.intercept + float(self.weights[buckets].sum()) / norm, norm
 
-    def _combined(self, lowered: str, raw: np.ndarray, buckets: np.ndarray) -> tuple[float, float, int | None]:
+    def _combined(
+        self, lowered: str, raw: np.ndarray, buckets: np.ndarray, since: int = 0
+    ) -> tuple[float, float, int | None]:
         """(the logit the probability is the sigmoid of, the attack vector's norm, the start of the intent window
-        that decided it, or None when the attack head did)."""
+        that decided it, or None when the attack head did). The attack head reads the whole text; the intent head
+        the windows ending past `since`."""
         logit, norm = self._logit(buckets)
         if self.intent is None:
             return logit, norm, None
-        window_logits, _, starts = self.intent.logits(raw, len(lowered))
+        window_logits, _, starts = self.intent.logits(raw, len(lowered), since)
         best = int(np.argmax(window_logits))
         intent = float(window_logits[best]) - self.intent.offset
         if intent > logit:
@@ -445,13 +452,16 @@ class Classifier:
 
     def scan(self, candidates: list[Candidate]) -> list[Finding]:
         """At most one finding: the highest-scoring chunk of the first `MAX_CANDIDATES` candidates, with its threat
-        type, a severity from the score, and the words that weighed most as evidence."""
+        type, a severity from the score, and the words that weighed most as evidence. In a context scan
+        (`Candidate.since`), chunks wholly before the new text are skipped."""
         best: tuple[float, float, Candidate, int, str, str, np.ndarray, np.ndarray, int | None] | None = None
         for candidate in candidates[:MAX_CANDIDATES]:
             for offset, chunk in chunks(candidate.text):
+                if candidate.since and offset + len(chunk) <= candidate.since:
+                    continue
                 lowered, raw = _buckets(chunk)
                 buckets = _all_buckets(lowered, raw, self.words)
-                logit, norm, window = self._combined(lowered, raw, buckets)
+                logit, norm, window = self._combined(lowered, raw, buckets, max(0, candidate.since - offset))
                 p = _sigmoid(logit)
                 if best is None or p > best[0]:
                     best = (p, norm, candidate, offset, chunk, lowered, raw, buckets, window)

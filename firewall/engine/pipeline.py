@@ -7,7 +7,8 @@
   the original text (their spans index it, so they can be redacted);
 - on outputs also: system-prompt leak (when a system prompt is sent along) and canary leak (when a canary is);
 - conversation context: with earlier turns of the session, the turns and the new text are joined and scanned again;
-  what only the joined text shows is reported by the `context` detector (a payload split over several messages);
+  what only the joined text shows, and what reaches into the new text, is reported by the `context` detector (a
+  payload split over several messages; an attack wholly in an earlier turn was judged when that turn was new);
 - an attack found only inside a decoded payload, or in text that hid characters, adds an `obfuscation` finding, since
   hiding an attack is itself a threat;
 - remote model judges (optional) after the local detectors, through a `JudgeChain`-like object; when none can
@@ -168,7 +169,7 @@ class Engine:
                     findings.append(found)
         if "context" in on and request.context:
             t = clock()
-            findings += self._context_findings(request, findings)
+            findings += self._context_findings(request, normalized.text, findings)
             if timings:
                 marks["context"] = clock() - t
         obfuscation = _obfuscation_finding(findings, normalized)
@@ -189,11 +190,17 @@ class Engine:
             result.timings_ms = {k: round(v * 1000, 3) for k, v in marks.items()}
         return result
 
-    def _context_findings(self, request: EngineInput, current: list[Finding]) -> list[Finding]:
-        """Scan the earlier turns joined with the new text; keep what the new text alone did not show."""
-        earlier = "\n".join(request.context)[-CONTEXT_MAX_CHARS:]
-        joined = normalize(f"{earlier}\n{request.text}").text
+    def _context_findings(self, request: EngineInput, new_text: str, current: list[Finding]) -> list[Finding]:
+        """Scan the earlier turns joined with the new text (`new_text`, normalized); keep what the new text alone did
+        not show and what reaches into it: the joined text's normalized view marks where the new text starts
+        (`Candidate.since`), since what lies wholly in earlier turns was judged when they were new. Without that, one
+        attack in a session would be found again in each of the next turns."""
+        earlier = normalize("\n".join(request.context)[-CONTEXT_MAX_CHARS:]).text
+        if not earlier:
+            return []
+        joined = f"{earlier} {new_text}"  # as normalizing the two joined would give: whitespace runs become one space
         candidates = expand(joined, max_depth=1, max_candidates=4)
+        candidates[0] = Candidate(joined, candidates[0].view, 0, since=len(earlier) + 1)
         seen_rules = {f.rule_id for f in current if f.rule_id}
         best_now = {str(f.threat_type): f.score for f in current}
         found: list[Finding] = []

@@ -47,6 +47,9 @@ _PHRASE_SEPARATOR = r"\W+"
 PHRASE_MIN_WORDS = 6  # shorter word sequences are too common to block on
 PHRASE_MAX_WORDS = 40  # a long text is matched on its first words (similarity catches the rest)
 PHRASE_KEY = 3  # phrases are indexed by their first three words (two would put hundreds behind "write a")
+# In a context scan (`Candidate.since`), how far before the new text a match reaching into it may start: a phrase split
+# over turns ends the turn before; a rule's match is a sentence or two, not a whole earlier conversation.
+CONTEXT_REACH = 400
 
 
 def phrase_words(text: str) -> tuple[str, ...]:
@@ -299,10 +302,12 @@ class SignatureSet:
     def rule_ids(self) -> list[str]:
         return [c.rule.rule_id for c in self._compiled] + [r.rule_id for g in self._phrases.values() for r in g]
 
-    def _phrase_matches(self, text: str, lowered: str, reported: set[str]) -> list[tuple[SignatureRule, int, int]]:
-        """(rule, start, end) of each phrase rule not yet reported, at its first match in `text`: one pass over the
-        words (found by the regex engine, compared as plain strings), each three neighbours looked up in the index of
-        the phrases' first three words; positions are worked out only for a match."""
+    def _phrase_matches(
+        self, text: str, lowered: str, reported: set[str], since: int = 0
+    ) -> list[tuple[SignatureRule, int, int]]:
+        """(rule, start, end) of each phrase rule not yet reported, at its first match in `text` that ends after
+        `since`: one pass over the words (found by the regex engine, compared as plain strings), each three neighbours
+        looked up in the index of the phrases' first three words; positions are worked out only for a match."""
         same_length = len(lowered) == len(text)  # lower() keeps offsets, but for a few characters
         words = _WORD_RE.findall(lowered) if same_length else [w.lower() for w in _WORD_RE.findall(text)]
         found: list[tuple[SignatureRule, int, int]] = []
@@ -315,31 +320,39 @@ class SignatureSet:
             for rule in group:
                 n = len(rule.words)
                 if rule.rule_id not in reported and tuple(words[i : i + n]) == rule.words:
-                    reported.add(rule.rule_id)
                     if spans is None:  # once per text, and only when something matched
                         spans = [m.span() for m in _WORD_RE.finditer(lowered if same_length else text)]
+                    if spans[i + n - 1][1] <= since:
+                        continue
+                    reported.add(rule.rule_id)
                     found.append((rule, spans[i][0], spans[i + n - 1][1]))
         return found
 
     def scan(self, candidates: Iterable[Candidate]) -> list[Finding]:
-        """Each rule reports once: at its first match on the first view (normalized text first) where it matches."""
+        """Each rule reports once: at its first match on the first view (normalized text first) where it matches.
+        On a candidate with `since` (a context scan), only a match that ends past `since` counts, looked for from
+        `CONTEXT_REACH` characters before it: what lies wholly in earlier turns was judged when they were new."""
         findings: list[Finding] = []
         reported: set[str] = set()
         for candidate in candidates:
-            lowered = candidate.text.lower()
+            text, since = candidate.text, candidate.since
+            start = max(0, since - CONTEXT_REACH)
+            lowered = text[start:].lower()
             for item in self._compiled:
                 if item.rule.rule_id in reported:
                     continue
                 if item.hints and not any(hint in lowered for hint in item.hints):
                     continue
-                match = item.regex.search(candidate.text)
+                match = item.regex.search(text, start)
+                while match is not None and match.end() <= since:  # wholly before the new text: look further on
+                    match = item.regex.search(text, match.start() + 1)
                 if match is None:
                     continue
                 reported.add(item.rule.rule_id)
                 findings.append(_finding(item.rule, candidate, match.start(), match.end()))
             if self._phrases:
-                for rule, start, end in self._phrase_matches(candidate.text, lowered, reported):
-                    findings.append(_finding(rule, candidate, start, end))
+                for rule, first, last in self._phrase_matches(text[start:], lowered, reported, since - start):
+                    findings.append(_finding(rule, candidate, first + start, last + start))
         return findings
 
 

@@ -68,3 +68,7 @@ class Candidate:
     text: str
     view: str  # "normalized" or the decoding chain that produced it, e.g. "base64", "url>base64"
     depth: int = 0
+    # In a context scan (earlier turns joined before the new text), where the new text starts: everything before it
+    # was judged in earlier requests, so signatures report only matches reaching past it and the classifier's intent
+    # windows start no earlier than one window before it. 0: the whole text is new.
+    since: int = 0

@@ -7,7 +7,7 @@ import pytest
 from accounts.choices import AuditAction
 from accounts.models import AuditLog
 from evalence.errors import PayloadTooLarge, ValidationFailed
-from firewall import selectors, services
+from firewall import selectors, services, state
 from firewall.models import Evaluation, Signature, ThreatPattern
 from firewall.services import EvaluationRequest
 from firewall.tests.factories import SignatureFactory
@@ -128,6 +128,24 @@ def test_payload_split_over_turns_of_a_session_is_caught(org_a, org_b):
     # Another session, and the same session id in another organization, hold none of these turns.
     assert run(org_a, second, session_id="chat-2").verdict.decision == "allowed"
     assert run(org_b, second, session_id="chat-1").verdict.decision == "allowed"
+
+
+def test_a_blocked_turn_is_left_out_of_the_session_so_the_next_one_is_judged_on_its_own(org_a):
+    # The blocked attack never reached the model: a follow-up is not blocked for what came before it.
+    assert run(org_a, ATTACK, session_id="chat-1").verdict.decision == "blocked"
+    outcome = run(org_a, BENIGN, session_id="chat-1")
+    assert outcome.verdict.decision == "allowed" and outcome.context_turns == 0
+    assert not [d for d in outcome.detectors if d["name"] == "context"]
+    assert state.session_turns(org_a.pk, "chat-1", 6) == [BENIGN]
+
+
+def test_a_session_keeps_what_the_model_saw_the_sanitized_text_and_monitored_attacks(org_a):
+    card = "Charge card 4111 1111 1111 1111 for the lasagna order."
+    assert run(org_a, card, session_id="chat-2").verdict.decision == "sanitized"
+    assert state.session_turns(org_a.pk, "chat-2", 6) == ["Charge card [REDACTED:CARD] for the lasagna order."]
+    services.policy_update(organization=org_a, changes={"monitor_mode": True}, actor=None)
+    assert run(org_a, ATTACK, session_id="chat-3").verdict.decision == "allowed"  # monitored: the model saw it
+    assert state.session_turns(org_a.pk, "chat-3", 6) == [ATTACK]
 
 
 def test_context_can_be_switched_off(org_a):
