@@ -827,29 +827,38 @@ def signature_validate(*, rule_id: str, pattern: str, threat_type: str, severity
 
 
 def builtin_signatures_sync() -> int:
-    """Make sure every shipped rule has its global `Signature` row (curators' edits to existing rows are kept)."""
-    from firewall.engine.signatures import BUILTIN_RULES
+    """Make sure every shipped rule has its global `Signature` row, and that a row still holding a pattern an earlier
+    release shipped (`SUPERSEDED_PATTERNS`: never edited by a curator) gets the current rule; curators' edits are
+    kept. Returns how many rows were created or brought up to date."""
+    from firewall.engine.signatures import BUILTIN_RULES, SUPERSEDED_PATTERNS, pattern_hash
     from firewall.models import Signature
 
-    existing = set(Signature.objects.filter(organization__isnull=True).values_list("rule_id", flat=True))
-    missing = [
-        Signature(
-            organization=None,
-            rule_id=rule.rule_id,
-            pattern=rule.pattern,
-            threat_type=rule.threat_type.value,
-            severity=rule.severity.value,
-            weight=rule.weight,
-            description=rule.description,
-            source="builtin",
-        )
-        for rule in BUILTIN_RULES
-        if rule.rule_id not in existing
-    ]
-    if missing:
-        Signature.objects.bulk_create(missing, ignore_conflicts=True)
-        transaction.on_commit(runtime.signatures_changed)
-    return len(missing)
+    rows = {row.rule_id: row for row in Signature.objects.filter(organization__isnull=True)}
+    missing = []
+    stale = []
+    for rule in BUILTIN_RULES:
+        row = rows.get(rule.rule_id)
+        if row is None:
+            missing.append(Signature(organization=None, rule_id=rule.rule_id, source="builtin"))
+            row = missing[-1]
+        elif pattern_hash(row.pattern) in SUPERSEDED_PATTERNS.get(rule.rule_id, ()):
+            row.updated_at = timezone.now()
+            stale.append(row)
+        else:
+            continue
+        row.pattern = rule.pattern
+        row.threat_type = rule.threat_type.value
+        row.severity = rule.severity.value
+        row.weight = rule.weight
+        row.description = rule.description
+    if missing or stale:
+        with transaction.atomic():
+            Signature.objects.bulk_create(missing, ignore_conflicts=True)
+            Signature.objects.bulk_update(
+                stale, ["pattern", "threat_type", "severity", "weight", "description", "updated_at"]
+            )
+            transaction.on_commit(runtime.signatures_changed)
+    return len(missing) + len(stale)
 
 
 @dataclass(slots=True)

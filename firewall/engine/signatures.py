@@ -17,10 +17,12 @@ regex each; their `pattern` is the equivalent regular expression, so everything 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from firewall.engine.languages import IGNORE_PREVIOUS, SYSTEM_PROMPT_REQUEST
 from firewall.engine.types import Candidate, Finding, Severity, Span, ThreatType
 
 DETECTOR = "signatures"
@@ -160,15 +162,43 @@ BUILTIN_RULES: tuple[SignatureRule, ...] = (
         0.85,
         "Asks the model to drop its earlier tasks, or everything said before.",
     ),
+    *(
+        SignatureRule(
+            f"PI-007-{p.code}",
+            p.pattern,
+            ThreatType.PROMPT_INJECTION,
+            Severity.HIGH,
+            0.9,
+            f"Asks the model to ignore its previous instructions, in {p.language}.",
+        )
+        for p in IGNORE_PREVIOUS
+    ),
     SignatureRule(
         "SPL-001",
-        rf"\b(?:reveal|show|print|repeat|output|display|dump|leak|disclose|tell\s+me|give\s+me|what\s+(?:is|are|was|were))"
-        rf"\b{_W}{{0,5}}?\W+(?:system|initial|original|hidden|secret|internal|developer|pre-?prompt)\s+"
+        # The object is the model's own: "your/the (full) system prompt", straight after the verb and its filler
+        # words. "Give me an example of a system prompt", "show me how to write a system prompt", "tell me what a
+        # system prompt is" and "how do I print the system prompt in LangChain" ask about prompts, not for this one.
+        r"(?<!\bI\s)(?<!\bwe\s)\b(?:reveal|show|print|repeat|output|display|dump|leak|disclose|tell|give|"
+        r"what\s+(?:is|are|was|were)|what's|whats)\b(?:\W+(?:me|us|back|out|again|exactly|verbatim|word\s+for\s+word|"
+        r"everything|all|of|in|what|what's|whats|is|are|to\s+me|now|please|the\s+(?:contents?|text|words|rest)))*\W+"
+        r"(?:your|the|thy)\W+(?:(?:full|entire|whole|exact|complete|current|actual|real|very\s+first|first)\W+)?"
+        r"(?:system|initial|original|hidden|secret|internal|developer|pre-?prompt)\s+"
         r"(?:prompt|instructions?|message|rules|configuration)",
         ThreatType.SYSTEM_PROMPT_LEAK,
         Severity.HIGH,
         0.85,
         "Asks for the system prompt or hidden instructions.",
+    ),
+    *(
+        SignatureRule(
+            f"SPL-003-{p.code}",
+            p.pattern,
+            ThreatType.SYSTEM_PROMPT_LEAK,
+            Severity.HIGH,
+            0.85,
+            f"Asks for the system prompt or hidden instructions, in {p.language}.",
+        )
+        for p in SYSTEM_PROMPT_REQUEST
     ),
     SignatureRule(
         "SPL-002",
@@ -381,6 +411,8 @@ BUILTIN_HINTS: dict[str, tuple[str, ...]] = {
     "PI-005": ("ignor", "vergiss", "vergessen", "missacht", "oubli", "olv", "dimentic", "esque"),
     "PI-006": ("forget", "ignore", "disregard"),
     "SPL-001": ("prompt", "instruction", "message", "rules", "configuration"),
+    **{f"PI-007-{p.code}": p.hints for p in IGNORE_PREVIOUS},
+    **{f"SPL-003-{p.code}": p.hints for p in SYSTEM_PROMPT_REQUEST},
     "SPL-002": ("above", "before"),
     "JB-001": ("anything", "dan"),
     "JB-002": ("mode",),
@@ -392,6 +424,19 @@ BUILTIN_HINTS: dict[str, tuple[str, ...]] = {
     "EO-001": ("decode", "decipher", "decrypt", "reverse", "unscramble", "translate"),
     "EO-002": ("base64", "hex", "rot", "caesar", "binary", "morse"),
 }
+
+
+# The SHA-256 of every pattern a built-in rule shipped with before its current one. A global row still holding one of
+# them was never edited by a curator, so `firewall.services.builtin_signatures_sync` brings it up to date; a row a
+# curator changed is left as they made it. Add the old pattern's hash here whenever a built-in pattern changes.
+SUPERSEDED_PATTERNS: dict[str, frozenset[str]] = {
+    "PI-005": frozenset({"6ee219253c128bbfcfcf15a642cefd4a27fc1f68f1eb1c81fc28ec6e3e1a0a35"}),
+    "SPL-001": frozenset({"7607129b7817003c845d9dcce28ca4115d4498a333006bb67ce2403f528850f8"}),
+}
+
+
+def pattern_hash(pattern: str) -> str:
+    return hashlib.sha256(pattern.encode("utf-8")).hexdigest()
 
 
 def with_builtin_hints(rule: SignatureRule) -> SignatureRule:

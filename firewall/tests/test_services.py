@@ -303,6 +303,39 @@ def test_builtin_rules_are_global_rows_a_curator_can_switch_off(org_a):
     assert not any(d.get("rule_id") in ("PI-001", "SPL-001") for d in outcome.detectors)
 
 
+SPL_001_AS_FIRST_SHIPPED = (
+    r"\b(?:reveal|show|print|repeat|output|display|dump|leak|disclose|tell\s+me|give\s+me|what\s+(?:is|are|was|"
+    r"were))\b(?:\W+\w+){0,5}?\W+(?:system|initial|original|hidden|secret|internal|developer|pre-?prompt)\s+"
+    r"(?:prompt|instructions?|message|rules|configuration)"
+)
+
+
+def test_a_shipped_rule_update_reaches_the_rows_no_curator_edited(org_a, django_capture_on_commit_callbacks):
+    from firewall.engine.signatures import BUILTIN_RULES, SUPERSEDED_PATTERNS, pattern_hash
+
+    assert pattern_hash(SPL_001_AS_FIRST_SHIPPED) in SUPERSEDED_PATTERNS["SPL-001"]
+    current = {rule.rule_id: rule for rule in BUILTIN_RULES}
+    # An installation from before: SPL-001 as it first shipped; a curator's own PI-005; PI-007-RU not there yet.
+    Signature.objects.filter(organization__isnull=True, rule_id="SPL-001").update(
+        pattern=SPL_001_AS_FIRST_SHIPPED, description="old"
+    )
+    Signature.objects.filter(organization__isnull=True, rule_id="PI-005").update(pattern=r"\bvergiss\s+alles\b")
+    Signature.objects.filter(organization__isnull=True, rule_id="PI-007-RU").delete()
+    with django_capture_on_commit_callbacks(execute=True):  # the running engines recompile
+        assert services.builtin_signatures_sync() == 2
+    rows = {row.rule_id: row for row in Signature.objects.filter(organization__isnull=True)}
+    assert (rows["SPL-001"].pattern, rows["SPL-001"].description) == (
+        current["SPL-001"].pattern,
+        current["SPL-001"].description,
+    )
+    assert rows["PI-005"].pattern == r"\bvergiss\s+alles\b"  # the curator's edit stays
+    assert rows["PI-007-RU"].pattern == current["PI-007-RU"].pattern and rows["PI-007-RU"].source == "builtin"
+    assert services.builtin_signatures_sync() == 0
+    # The running engine reads the updated rule: "give me an example of a system prompt" is no longer a leak.
+    outcome = run(org_a, "Give me an example of a system prompt for a support chatbot.")
+    assert not any(d.get("rule_id") == "SPL-001" for d in outcome.detectors)
+
+
 def test_an_organizations_own_rule_applies_to_it_alone(org_a, org_b):
     SignatureFactory(
         organization=org_a, rule_id="ACME-1", pattern=r"\bproject\s+bluebird\b", threat_type="data_extraction"
