@@ -298,6 +298,9 @@ class _Compiled:
     rule: SignatureRule
     regex: re.Pattern[str]
     hints: tuple[str, ...]
+    # Every hint has a non-ASCII character (a rule for Russian, Chinese, Turkish...): an ASCII text cannot hold one,
+    # which one `isascii()` per text tells instead of a substring test per hint.
+    non_ascii_hints: bool = False
 
 
 class SignatureSet:
@@ -320,7 +323,8 @@ class SignatureSet:
                 regex = re.compile(rule.pattern, re.IGNORECASE)
             except re.error as exc:
                 raise ValueError(f"{rule.rule_id}: invalid pattern: {exc}") from None
-            compiled.append(_Compiled(rule, regex, tuple(h.lower() for h in rule.hints)))
+            hints = tuple(h.lower() for h in rule.hints)
+            compiled.append(_Compiled(rule, regex, hints, bool(hints) and not any(h.isascii() for h in hints)))
         self._compiled = tuple(compiled)
         self._phrases = phrases
         self._phrase_count = sum(len(group) for group in phrases.values())
@@ -368,8 +372,9 @@ class SignatureSet:
             text, since = candidate.text, candidate.since
             start = max(0, since - CONTEXT_REACH)
             lowered = text[start:].lower()
+            ascii_only = lowered.isascii()
             for item in self._compiled:
-                if item.rule.rule_id in reported:
+                if item.rule.rule_id in reported or (ascii_only and item.non_ascii_hints):
                     continue
                 if item.hints and not any(hint in lowered for hint in item.hints):
                     continue
