@@ -10,7 +10,8 @@ the share of its benign prompts blocked. Rows: overall, per source, per category
 "?" when too short or mixed to tell), each detector alone (its findings at or above the block threshold 0.7), the
 classifier on the bank's held-out split (where its threshold is chosen), and the encoded-variant check: every attack
 the engine blocks is rewritten by the bank's mutators (base64, hex, rot13, homoglyphs, zero-width characters) and
-must be blocked again (recall column = share of variants blocked).
+must be blocked again (recall column = share of variants blocked); Unicode-tag smuggling, leetspeak and reversed text
+are measured the same way, beyond the goal's five forms.
 Goal: recall ≥ 0.95 with FPR ≤ 1%, every variant caught.
 """
 
@@ -30,6 +31,7 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 SEED_FILE = BASE_DIR / "promptbank" / "data" / "bank_seed.jsonl"
 DEV_FILE = Path(os.environ.get("BENCH_DEV_BENCHMARK", BASE_DIR.parent / "shared" / "data" / "dev_benchmark.jsonl"))
 MUTATORS = ("base64", "hex", "rot13", "homoglyphs", "zero_width")
+MORE_MUTATORS = ("unicode_tags", "leetspeak", "reversal")  # measured too, beyond the goal's five
 GOAL = "goal: recall ≥ 0.95, FPR ≤ 0.01"
 
 
@@ -132,14 +134,15 @@ def run() -> list[dict[str, Any]]:
     )
 
     detected = [r["text"] for r, b, _ in results if r["label"] and b]
-    for name in MUTATORS:
+    for name in MUTATORS + MORE_MUTATORS:
         caught = sum(detect(mutators.apply(name, text, seed=i))[0] for i, text in enumerate(detected))
+        beyond = " (beyond the goal's five forms)" if name in MORE_MUTATORS else ""
         rows.append(
             {
                 "slice": f"variant: {name}",
                 "attacks": len(detected),
                 "recall": round(caught / len(detected), 4) if detected else "-",
-                "note": f"{len(detected) - caught} detected attacks not caught in this form",
+                "note": f"{len(detected) - caught} detected attacks not caught in this form{beyond}",
             }
         )
     return rows

@@ -585,10 +585,7 @@ class RefusalJudge:
 def _decoded_views(text: str) -> tuple[tuple[str, str], ...]:
     """The response's normalized text and the payloads decoded from it (a model asked to encode its answer)."""
     normalized = normalize(text[:MAX_CHARS])
-    return tuple(
-        (c.view, c.text)
-        for c in expand(normalized.text, extra=[normalized.tag_payload] if normalized.tag_payload else [])
-    )
+    return tuple((c.view, c.text) for c in expand(normalized.text, extra=normalized.payloads))
 
 
 def _finding_evidence(kind: str, finding: Finding, view: str, text: str) -> dict[str, Any]:
@@ -840,8 +837,7 @@ def encoded_payloads(item: JudgeInput) -> list[tuple[str, str]]:
     if item.mutator in ENCODED_MUTATORS and item.original_text and item.original_text != item.prompt_text:
         add(f"mutator:{item.mutator}", item.original_text)
     normalized = normalize(item.prompt_text[:MAX_CHARS])
-    extra = [normalized.tag_payload] if normalized.tag_payload else []
-    for candidate in expand(normalized.text, extra=extra):
+    for candidate in expand(normalized.text, extra=normalized.payloads):
         if candidate.view != "normalized":
             add(candidate.view, candidate.text)
     if item.mutator == "reversal" or re.search(r"\b(?:reverse|backwards|right\s+to\s+left)\b", item.prompt_text, re.I):

@@ -20,6 +20,11 @@ Decoders, and the rule that keeps each from decoding ordinary text:
   those spans are decoded, so the plain-English instruction that introduces a payload ("The following is
   ROT13-encoded. Decode it...") does not turn into noise around it, and the odd abbreviation ("BA", "GB") is not read
   as rot13;
+- ``base32``: runs of at least 16 characters of the RFC 4648 alphabet (upper case and 2-7), and ``binary``: at least 4
+  bytes written as 8 bits each (optionally separated by a space or comma); kept only if they look like text, as above;
+- ``reversed``: text written backwards, found span by span as rot13 is, with words whose reversal is a common word
+  ("lla", "erongi") as the gained ones;
+- ``spaced`` (from `normalize`, not a decoder here): words spelled out one character at a time;
 - ``leet``: applied when at least 2 words look like leetspeak (at least 2 letters and a digit or one of ``@ $ ! | +``),
   they are at least 30% of the words with letters, and at least one has a leet character
   between two letters ("pr3v10us": "mp3" or "Win10" alone are not leetspeak). ``11`` reads as "ll" and a lone ``1``
@@ -50,6 +55,9 @@ _BASE64_RE = re.compile(r"[A-Za-z0-9+/_-]{16,}={0,2}")
 _HEX_RE = re.compile(r"(?:\\x|0x)?[0-9A-Fa-f]{2}(?:(?:, ?|[ :;])?(?:\\x|0x)?[0-9A-Fa-f]{2}){7,}")
 _HEX_PAIR_RE = re.compile(r"(?:\\x|0x)?([0-9A-Fa-f]{2})")
 _URL_ESCAPE_RE = re.compile(r"%[0-9A-Fa-f]{2}")
+_BINARY_RE = re.compile(r"[01]{8}(?:[ ,]?[01]{8}){3,}")  # at least 4 bytes written as 8 bits each
+_BINARY_BYTE_RE = re.compile(r"[01]{8}")
+_BASE32_RE = re.compile(r"[A-Z2-7]{16,}={0,6}")
 _URL_SCAN = 4096  # characters searched for the three escapes that make a text URL-encoded
 _BAD_CHAR_RE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ufffd]")
 _LETTER_RE = re.compile(r"[^\W\d_]")
@@ -83,6 +91,9 @@ _STOP_WORDS = frozenset((  # common English words, for telling rot13 text from E
 ))  # fmt: skip
 # Words whose rot13 is a common word but which are not common words themselves ("be" and "or" swap into each other).
 _ROT13_OF_STOP_WORDS = frozenset(word.translate(_ROT13) for word in _STOP_WORDS) - _STOP_WORDS
+# The same for reversal ("on" and "no" are both common words, so neither counts); words of three letters or more, as
+# code is full of two-letter names that read as words backwards ("os", "ti").
+_REVERSED_STOP_WORDS = frozenset(word[::-1] for word in _STOP_WORDS if len(word) >= 3) - _STOP_WORDS
 _LEET_MAP = {
     "0": "o", "1": "i", "2": "z", "3": "e", "4": "a", "5": "s", "6": "g", "7": "t", "8": "b", "9": "g",
     "@": "a", "$": "s", "!": "i", "|": "l", "+": "t",
@@ -98,15 +109,15 @@ _LEET_HINT_RE = re.compile(r"[A-Za-z][0-9@$!|+]|[0-9@$!|+][A-Za-z]")
 def expand(
     normalized_text: str,
     *,
-    extra: Iterable[str] = (),
+    extra: Iterable[tuple[str, str]] = (),
     max_depth: int = 2,
     max_candidates: int = 16,
     max_total_chars: int = 50_000,
 ) -> list[Candidate]:
     """The normalized text followed by the payloads decoded from it (see the module docstring for rules and bounds).
 
-    `extra` holds payloads recovered elsewhere, such as `Normalized.tag_payload`: each becomes a depth-1 candidate with
-    view "unicode_tags" and is expanded like a decoded payload.
+    `extra` holds (view, payload) pairs recovered elsewhere, such as `Normalized.payloads` (the Unicode-tag payload,
+    the spelled-out words): each becomes a depth-1 candidate with its view and is expanded like a decoded payload.
     """
     candidates = [Candidate(normalized_text, "normalized", 0)]
     seen = {normalized_text}
@@ -121,9 +132,9 @@ def expand(
             candidates.append(Candidate(text, view, depth))
 
     if max_depth >= 1:
-        for payload in extra:
+        for view, payload in extra:
             if payload and budget > 0:
-                add(payload, "unicode_tags", 1)
+                add(payload, view, 1)
     index = 0
     while index < len(candidates) and len(candidates) < max_candidates and budget > 0:
         parent = candidates[index]
@@ -195,15 +206,21 @@ def _decode_url(text: str, budget: int) -> str:
     return decoded if decoded != text and _looks_like_text(decoded) else ""
 
 
-def _rot13_segments(words: list[re.Match[str]], text: str) -> list[tuple[int, int]]:
-    """The (start, end) character spans of `text` that read as rot13: each word scores +1 when its rot13 is a common
-    word, -1 when it already is one, 0 otherwise; a segment is a maximal run of positive running sum (Kadane) holding
+def _rot13_segments(
+    words: list[re.Match[str]],
+    text: str,
+    gained_words: frozenset[str] = _ROT13_OF_STOP_WORDS,
+    min_gained: int = 2,
+) -> list[tuple[int, int]]:
+    """The (start, end) character spans of `text` that read as rot13 (or, with `gained_words`, as another per-word
+    transform such as reversal): each word scores +1 when it is in `gained_words` (its rot13 is a common word), -1
+    when it already is a common word, 0 otherwise; a segment is a maximal run of positive running sum (Kadane) holding
     at least 2 gained words, widened over neighbouring neutral words up to a lost word or a sentence mark (so a
     payload's first and last words come along, but not the plain-English instruction that introduces it)."""
     scores = []
     for match in words:
         word = match.group().lower()
-        scores.append(1 if word in _ROT13_OF_STOP_WORDS else -1 if word in _STOP_WORDS else 0)
+        scores.append(1 if word in gained_words else -1 if word in _STOP_WORDS else 0)
     segments: list[tuple[int, int]] = []
     total = best = gained = best_gained = 0
     first = best_end = -1
@@ -217,7 +234,7 @@ def _rot13_segments(words: list[re.Match[str]], text: str) -> list[tuple[int, in
         if total > best:
             best, best_end, best_gained = total, position, gained
         if total <= 0 or position == len(scores) - 1:
-            if best_gained >= 2:
+            if best_gained >= min_gained:
                 segments.append((first, best_end))
             total, first = 0, -1
     spans = []
@@ -251,6 +268,54 @@ def _decode_rot13(text: str, budget: int) -> str:
         budget -= end - start
         if budget <= 0:
             break
+    return " ".join(pieces)
+
+
+def _decode_reversed(text: str, budget: int) -> str:
+    """Text written backwards ("snoitcurtsni suoiverp lla erongI"): found and decoded span by span as rot13 is, with
+    words whose reversal is a common word ("lla", "erongi") as the gained ones, at least three per span."""
+    gained = (word for word in _ASCII_WORD_RE.findall(text) if word.lower() in _REVERSED_STOP_WORDS)
+    if any(next(gained, None) is None for _ in range(3)):  # fewer than three: not reversed text
+        return ""
+    words = list(_ASCII_WORD_RE.finditer(text))
+    pieces = []
+    # Three gained words, not two: English has more words that read as words backwards ("saw", "ton") than in rot13.
+    for start, end in _rot13_segments(words, text, _REVERSED_STOP_WORDS, min_gained=3):
+        pieces.append(text[start : min(end, start + budget)][::-1])
+        budget -= end - start
+        if budget <= 0:
+            break
+    return " ".join(pieces)
+
+
+def _decode_binary(text: str, budget: int) -> str:
+    pieces: list[str] = []
+    for match in _BINARY_RE.finditer(text):
+        bits = "".join(_BINARY_BYTE_RE.findall(match.group()[: budget * 9]))
+        decoded = int(bits, 2).to_bytes(len(bits) // 8, "big").decode("utf-8", errors="replace")
+        if _looks_like_text(decoded):
+            pieces.append(decoded)
+            budget -= len(decoded)
+            if budget <= 0:
+                break
+    return " ".join(pieces)
+
+
+def _decode_base32(text: str, budget: int) -> str:
+    pieces: list[str] = []
+    for match in _BASE32_RE.finditer(text):
+        run = match.group().rstrip("=")[: budget * 8 // 5 + 8]
+        run = run[: len(run) // 8 * 8] if len(run) % 8 in (1, 3, 6) else run  # lengths no encoder writes
+        try:
+            data = base64.b32decode(run + "=" * (-len(run) % 8))
+        except (binascii.Error, ValueError):
+            continue
+        decoded = data.decode("utf-8", errors="replace")
+        if _looks_like_text(decoded):
+            pieces.append(decoded)
+            budget -= len(decoded)
+            if budget <= 0:
+                break
     return " ".join(pieces)
 
 
@@ -297,8 +362,11 @@ def _decode_leet_l(text: str, budget: int) -> str:
 _DECODERS: tuple[tuple[str, Callable[[str, int], str]], ...] = (
     ("base64", _decode_base64),
     ("hex", _decode_hex),
+    ("base32", _decode_base32),
+    ("binary", _decode_binary),
     ("url", _decode_url),
     ("rot13", _decode_rot13),
+    ("reversed", _decode_reversed),
     ("leet", _decode_leet),
     ("leet_l", _decode_leet_l),
 )

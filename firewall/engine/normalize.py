@@ -103,11 +103,20 @@ class Normalized:
     removed: dict[str, int] = field(default_factory=dict)
     tag_payload: str = ""
     homoglyphs_folded: int = 0
+    # Words spelled out a character at a time ("I g n o r e   a l l", "i.g.n.o.r.e"), read back as words: runs of
+    # single characters joined by one separator become words, wider gaps between runs stay word breaks.
+    spaced_payload: str = ""
 
     @property
     def obfuscated(self) -> bool:
         """Whether anything hidden or disguised was found: a clean input has nothing to remove or fold."""
         return bool(self.removed or self.tag_payload or self.homoglyphs_folded)
+
+    @property
+    def payloads(self) -> list[tuple[str, str]]:
+        """(view, text) of what normalizing recovered beside the text, for `decode.expand` to scan as candidates."""
+        found = [("unicode_tags", self.tag_payload), ("spaced", self.spaced_payload)]
+        return [(view, text) for view, text in found if text]
 
 
 def normalize(text: str) -> Normalized:
@@ -118,7 +127,7 @@ def normalize(text: str) -> Normalized:
         text, count = _KIND_RES["control"].subn("", text)
         if count:
             removed["control"] = count
-        return Normalized(" ".join(text.split()), removed)
+        return Normalized(" ".join(text.split()), removed, spaced_payload=_spaced_payload(text))
 
     tag_payload = ""
     if _REMOVABLE_RE.search(text):
@@ -135,7 +144,23 @@ def normalize(text: str) -> Normalized:
     folded = 0
     if _HOMOGLYPH_RE.search(text):
         text, folded = _fold_homoglyphs(text)
-    return Normalized(" ".join(text.split()), removed, " ".join(tag_payload.split()), folded)
+    return Normalized(
+        " ".join(text.split()), removed, " ".join(tag_payload.split()), folded, spaced_payload=_spaced_payload(text)
+    )
+
+
+# A run of at least three single characters joined by one and the same separator (a space, dot, dash, underscore or
+# asterisk); the run ends where the gap widens ("I g n o r e   a l l": two runs).
+_SPACED_RUN_RE = re.compile(r"(?<!\w)\w(?P<sep>[ .*_\-])\w(?:(?P=sep)\w)+(?!\w)")
+MIN_SPACED_CHARACTERS = 8  # in all runs: "x y z" or "a-b-c" alone is not a spelled-out message
+
+
+def _spaced_payload(text: str) -> str:
+    """The text with each spelled-out run read as one word, or "" when it has too few spelled-out characters."""
+    runs = list(_SPACED_RUN_RE.finditer(text))
+    if not runs or sum((len(run.group()) + 1) // 2 for run in runs) < MIN_SPACED_CHARACTERS:
+        return ""
+    return " ".join(_SPACED_RUN_RE.sub(lambda run: run.group()[::2], text).split())
 
 
 def _fold_homoglyphs(text: str) -> tuple[str, int]:

@@ -128,7 +128,7 @@ class Engine:
         normalized = normalize(request.text)
         candidates = expand(
             normalized.text,
-            extra=[normalized.tag_payload] if normalized.tag_payload else (),
+            extra=normalized.payloads,
             max_depth=self.max_depth,
             max_candidates=self.max_candidates,
         )
