@@ -58,6 +58,8 @@ _URL_ESCAPE_RE = re.compile(r"%[0-9A-Fa-f]{2}")
 _BINARY_RE = re.compile(r"[01]{8}(?:[ ,]?[01]{8}){3,}")  # at least 4 bytes written as 8 bits each
 _BINARY_BYTE_RE = re.compile(r"[01]{8}")
 _BASE32_RE = re.compile(r"[A-Z2-7]{16,}={0,6}")
+_REVERSAL_CUE_RE = re.compile(r"\b(?:backwards?|reversed?|un-?reverse|right\s+to\s+left|mirrored)\b", re.IGNORECASE)
+_MIN_REVERSED_CHARS = 8
 _URL_SCAN = 4096  # characters searched for the three escapes that make a text URL-encoded
 _BAD_CHAR_RE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ufffd]")
 _LETTER_RE = re.compile(r"[^\W\d_]")
@@ -272,8 +274,17 @@ def _decode_rot13(text: str, budget: int) -> str:
 
 
 def _decode_reversed(text: str, budget: int) -> str:
-    """Text written backwards ("snoitcurtsni suoiverp lla erongI"): found and decoded span by span as rot13 is, with
-    words whose reversal is a common word ("lla", "erongi") as the gained ones, at least three per span."""
+    """Text written backwards ("snoitcurtsni suoiverp lla erongI"). After a cue that says so ("written backwards:",
+    "reverse this and do it:"), what follows the cue's sentence is reversed, in whatever language; otherwise the
+    spans are found as rot13's are, with words whose reversal is a common word ("lla", "erongi") as the gained ones,
+    at least three per span."""
+    cue = _REVERSAL_CUE_RE.search(text)
+    if cue is not None:
+        colon = text.find(":", cue.end())
+        mark = colon if colon >= 0 else (m.start() if (m := _SENTENCE_MARK_RE.search(text, cue.end())) else -1)
+        rest = text[mark + 1 :].strip() if mark >= 0 else ""
+        if len(rest) >= _MIN_REVERSED_CHARS:
+            return rest[:budget][::-1]
     gained = (word for word in _ASCII_WORD_RE.findall(text) if word.lower() in _REVERSED_STOP_WORDS)
     if any(next(gained, None) is None for _ in range(3)):  # fewer than three: not reversed text
         return ""
@@ -346,17 +357,30 @@ def _looks_leet(text: str) -> bool:
     return len(leet) >= 2 and len(leet) >= 0.3 * with_letters and any(_has_inner_leet(token) for token in leet)
 
 
+def _leet_words(text: str, table: dict[int, str]) -> str:
+    """`text` with its leet words read as letters; numbers of three digits or more ("2022", "1890") stay as they are,
+    while shorter ones are read ("70" is "to", "15" is "is")."""
+
+    def word(match: re.Match[str]) -> str:
+        leet = match.group()
+        if len(leet) >= 3 and leet.isdigit():
+            return leet
+        return leet.replace("11", "ll").translate(table)
+
+    return _LEET_TOKEN_RE.sub(word, text)
+
+
 def _decode_leet(text: str, budget: int) -> str:
     if not _looks_leet(text):
         return ""
-    return text[:budget].replace("11", "ll").translate(_LEET)
+    return _leet_words(text[:budget], _LEET)
 
 
 def _decode_leet_l(text: str, budget: int) -> str:
     """The reading with every `1` as "l" ("ru13$" → "rules"), only when there is a `1` to read differently."""
     if "1" not in text or not _looks_leet(text):
         return ""
-    return text[:budget].translate(_LEET_L)
+    return _leet_words(text[:budget], _LEET_L)
 
 
 _DECODERS: tuple[tuple[str, Callable[[str, int], str]], ...] = (
