@@ -10,8 +10,9 @@ the share of its benign prompts blocked. Rows: overall, per source, per category
 "?" when too short or mixed to tell), each detector alone (its findings at or above the block threshold 0.7), the
 classifier on the bank's held-out split (where its threshold is chosen), and the encoded-variant check: every attack
 the engine blocks is rewritten by the bank's mutators (base64, hex, rot13, homoglyphs, zero-width characters) and
-must be blocked again (recall column = share of variants blocked); Unicode-tag smuggling, leetspeak and reversed text
-are measured the same way, beyond the goal's five forms.
+must be blocked again (recall column = share of variants blocked); the bank's other mutators (Unicode-tag smuggling,
+leetspeak, reversed text, a payload split into parts, role-play wrappers, a request to translate and answer) are
+measured the same way, beyond the goal's five forms.
 Goal: recall ≥ 0.95 with FPR ≤ 1%, every variant caught.
 """
 
@@ -31,7 +32,8 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 SEED_FILE = BASE_DIR / "promptbank" / "data" / "bank_seed.jsonl"
 DEV_FILE = Path(os.environ.get("BENCH_DEV_BENCHMARK", BASE_DIR.parent / "shared" / "data" / "dev_benchmark.jsonl"))
 MUTATORS = ("base64", "hex", "rot13", "homoglyphs", "zero_width")
-MORE_MUTATORS = ("unicode_tags", "leetspeak", "reversal")  # measured too, beyond the goal's five
+# Measured too, beyond the goal's five: the bank's other mutators.
+MORE_MUTATORS = ("unicode_tags", "leetspeak", "reversal", "payload_split", "role_play", "translation")
 GOAL = "goal: recall ≥ 0.95, FPR ≤ 0.01"
 
 

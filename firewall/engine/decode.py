@@ -24,6 +24,8 @@ Decoders, and the rule that keeps each from decoding ordinary text:
   bytes written as 8 bits each (optionally separated by a space or comma); kept only if they look like text, as above;
 - ``reversed``: text written backwards, found span by span as rot13 is, with words whose reversal is a common word
   ("lla", "erongi") as the gained ones;
+- ``split``: a payload cut into quoted string parts assigned to short names and joined by an expression in the
+  text ("a = \"ign\" b = \"ore all\" ... let z = a + b"): the parts in the expression's order;
 - ``spaced`` (from `normalize`, not a decoder here): words spelled out one character at a time;
 - ``leet``: applied when at least 2 words look like leetspeak (at least 2 letters and a digit or one of ``@ $ ! | +``),
   they are at least 30% of the words with letters, and at least one has a leet character
@@ -39,6 +41,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 import re
 from collections.abc import Callable, Iterable
 from functools import lru_cache
@@ -58,6 +61,10 @@ _URL_ESCAPE_RE = re.compile(r"%[0-9A-Fa-f]{2}")
 _BINARY_RE = re.compile(r"[01]{8}(?:[ ,]?[01]{8}){3,}")  # at least 4 bytes written as 8 bits each
 _BINARY_BYTE_RE = re.compile(r"[01]{8}")
 _BASE32_RE = re.compile(r"[A-Z2-7]{16,}={0,6}")
+# Payload splitting: string parts assigned to short names, then joined ("a = 'ign' b = 'ore all' ... z = a + b").
+_ASSIGN_RE = re.compile(r"\b([A-Za-z_]\w{0,15})\s*=\s*(\"(?:[^\"\\]|\\.)*\"|'(?:[^'\\]|\\.)*')")
+_CONCAT_RE = re.compile(r"\b[A-Za-z_]\w{0,15}(?:\s*\+\s*[A-Za-z_]\w{0,15})+")
+_PLUS_RE = re.compile(r"\s*\+\s*")
 _REVERSAL_CUE_RE = re.compile(r"\b(?:backwards?|reversed?|un-?reverse|right\s+to\s+left|mirrored)\b", re.IGNORECASE)
 _MIN_REVERSED_CHARS = 8
 _URL_SCAN = 4096  # characters searched for the three escapes that make a text URL-encoded
@@ -299,6 +306,32 @@ def _decode_reversed(text: str, budget: int) -> str:
     return " ".join(pieces)
 
 
+def _string_literal(literal: str) -> str:
+    """The value of a quoted string as JSON or Python writes it (escapes read where they are valid)."""
+    body = literal[1:-1]
+    if literal[0] == '"':
+        try:
+            return str(json.loads(literal))
+        except ValueError:
+            return body
+    return body.replace("\\'", "'").replace("\\n", "\n")
+
+
+def _decode_split(text: str, budget: int) -> str:
+    """A payload cut into quoted parts that the text then asks to join ("a = ..., b = ..., z = a + b"): the parts
+    joined in the order the expression names them."""
+    if "=" not in text or "+" not in text:
+        return ""
+    parts = {match.group(1): match.group(2) for match in _ASSIGN_RE.finditer(text)}
+    if len(parts) < 2:
+        return ""
+    for expression in _CONCAT_RE.finditer(text):
+        names = _PLUS_RE.split(expression.group())
+        if all(name in parts for name in names):
+            return "".join(_string_literal(parts[name]) for name in names)[:budget]
+    return ""
+
+
 def _decode_binary(text: str, budget: int) -> str:
     pieces: list[str] = []
     for match in _BINARY_RE.finditer(text):
@@ -389,6 +422,7 @@ _DECODERS: tuple[tuple[str, Callable[[str, int], str]], ...] = (
     ("base32", _decode_base32),
     ("binary", _decode_binary),
     ("url", _decode_url),
+    ("split", _decode_split),
     ("rot13", _decode_rot13),
     ("reversed", _decode_reversed),
     ("leet", _decode_leet),

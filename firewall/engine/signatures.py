@@ -283,11 +283,12 @@ BUILTIN_RULES: tuple[SignatureRule, ...] = (
         r"\b(?:act|pretend|play|roleplay|role-play|be|imitate)\b.{0,30}?\b(?:my|a|our)\s+(?:deceased|late|dead|departed)"
         r"\s+(?:grand(?:mother|ma|father|pa)|granny|nana|mother|father|aunt|uncle)\b.{0,160}?\b(?:(?:activation|"
         r"product|licen[cs]e|serial|windows|steam)\s+(?:keys?|codes?|numbers?)|napalm|bombs?|explosives?|meth|"
-        r"methamphetamine|nerve\s+agents?|malware|ransomware|passwords?)\b",
+        r"methamphetamine|nerve\s+agents?|malware|ransomware|passwords?|anything\s+i\s+(?:asked|wanted)|"
+        r"never\s+(?:said|says|told\s+me)\s+no|never\s+refused)\b",
         ThreatType.JAILBREAK,
         Severity.HIGH,
         0.8,
-        "The 'grandma exploit': a role-play as a late relative who used to recite keys or weapon recipes.",
+        "The 'grandma exploit': a role-play as a late relative who used to recite keys or weapon recipes, or anything.",
     ),
     SignatureRule(
         "DE-001",
