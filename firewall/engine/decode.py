@@ -26,6 +26,7 @@ Decoders, and the rule that keeps each from decoding ordinary text:
   ("lla", "erongi") as the gained ones;
 - ``split``: a payload cut into quoted string parts assigned to short names and joined by an expression in the
   text ("a = \"ign\" b = \"ore all\" ... let z = a + b"): the parts in the expression's order;
+- ``translate``: after a request to translate (and then answer) a text, what follows its colon or line break;
 - ``spaced`` (from `normalize`, not a decoder here): words spelled out one character at a time;
 - ``leet``: applied when at least 2 words look like leetspeak (at least 2 letters and a digit or one of ``@ $ ! | +``),
   they are at least 30% of the words with letters, and at least one has a leet character
@@ -60,12 +61,24 @@ _HEX_PAIR_RE = re.compile(r"(?:\\x|0x)?([0-9A-Fa-f]{2})")
 _URL_ESCAPE_RE = re.compile(r"%[0-9A-Fa-f]{2}")
 _BINARY_RE = re.compile(r"[01]{8}(?:[ ,]?[01]{8}){3,}")  # at least 4 bytes written as 8 bits each
 _BINARY_BYTE_RE = re.compile(r"[01]{8}")
+_MIN_BINARY_DIGITS = 32
 _BASE32_RE = re.compile(r"[A-Z2-7]{16,}={0,6}")
 # Payload splitting: string parts assigned to short names, then joined ("a = 'ign' b = 'ore all' ... z = a + b").
 _ASSIGN_RE = re.compile(r"\b([A-Za-z_]\w{0,15})\s*=\s*(\"(?:[^\"\\]|\\.)*\"|'(?:[^'\\]|\\.)*')")
 _CONCAT_RE = re.compile(r"\b[A-Za-z_]\w{0,15}(?:\s*\+\s*[A-Za-z_]\w{0,15})+")
 _PLUS_RE = re.compile(r"\s*\+\s*")
+# A request to translate a text (and then answer it), in the languages of the bank's translation wrappers.
+# Each cue regex runs only on a text whose lower case holds one of its stems (a few substring tests instead of a
+# case-insensitive regex over every position of every text).
+_TRANSLATE_CUE_RE = re.compile(
+    r"\b(?:translate|traduis|traduisez|traduce|traduzca|traduci|traduca|übersetze|übersetzen|traduza|vertaal)\b"
+    r"[^:\n]{0,200}[:\n]",
+    re.IGNORECASE,
+)
+_TRANSLATE_STEMS = ("translat", "tradu", "übersetz", "vertaal")
+_MAX_TRANSLATED_CHARS = 2_000
 _REVERSAL_CUE_RE = re.compile(r"\b(?:backwards?|reversed?|un-?reverse|right\s+to\s+left|mirrored)\b", re.IGNORECASE)
+_REVERSAL_STEMS = ("backward", "revers", "right to left", "mirrored")
 _MIN_REVERSED_CHARS = 8
 _URL_SCAN = 4096  # characters searched for the three escapes that make a text URL-encoded
 _BAD_CHAR_RE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ufffd]")
@@ -153,6 +166,8 @@ def expand(
         for name, decoder in _DECODERS:
             if len(candidates) >= max_candidates or budget <= 0:
                 break
+            if name == "reversed" and parent.view.endswith("reversed"):
+                continue  # reading it backwards again gives back (part of) its parent
             decoded = decoder(parent.text, budget)
             if decoded:
                 view = name if parent.view == "normalized" else f"{parent.view}>{name}"
@@ -267,7 +282,7 @@ def _rot13_segments(
 def _decode_rot13(text: str, budget: int) -> str:
     """Only the rot13 spans are decoded (joined by a space): the plain instruction around a payload ("The following
     is ROT13-encoded...") would turn into rot13 noise that dilutes the payload for the classifier."""
-    stop_words = (word for word in _ASCII_WORD_RE.findall(text) if word.lower() in _ROT13_OF_STOP_WORDS)
+    stop_words = (word for word in _lower_words(text) if word in _ROT13_OF_STOP_WORDS)
     if next(stop_words, None) is None or next(stop_words, None) is None:  # fewer than two: not rot13 text
         return ""
     words = list(_ASCII_WORD_RE.finditer(text))
@@ -285,14 +300,19 @@ def _decode_reversed(text: str, budget: int) -> str:
     "reverse this and do it:"), what follows the cue's sentence is reversed, in whatever language; otherwise the
     spans are found as rot13's are, with words whose reversal is a common word ("lla", "erongi") as the gained ones,
     at least three per span."""
-    cue = _REVERSAL_CUE_RE.search(text)
+    cue = _cue(_REVERSAL_CUE_RE, _REVERSAL_STEMS, text)
     if cue is not None:
         colon = text.find(":", cue.end())
         mark = colon if colon >= 0 else (m.start() if (m := _SENTENCE_MARK_RE.search(text, cue.end())) else -1)
         rest = text[mark + 1 :].strip() if mark >= 0 else ""
-        if len(rest) >= _MIN_REVERSED_CHARS:
+        # Unless it reads better forwards (the code after "reverse a linked list:"): an English payload has common
+        # words only backwards, one in another language has none either way.
+        forwards = sum(word in _STOP_WORDS for word in _lower_words(rest))
+        if len(rest) >= _MIN_REVERSED_CHARS and forwards <= sum(
+            word in _STOP_WORDS for word in _lower_words(rest[::-1])
+        ):
             return rest[:budget][::-1]
-    gained = (word for word in _ASCII_WORD_RE.findall(text) if word.lower() in _REVERSED_STOP_WORDS)
+    gained = (word for word in _lower_words(text) if word in _REVERSED_STOP_WORDS)
     if any(next(gained, None) is None for _ in range(3)):  # fewer than three: not reversed text
         return ""
     words = list(_ASCII_WORD_RE.finditer(text))
@@ -304,6 +324,28 @@ def _decode_reversed(text: str, budget: int) -> str:
         if budget <= 0:
             break
     return " ".join(pieces)
+
+
+def _cue(pattern: re.Pattern[str], stems: tuple[str, ...], text: str) -> re.Match[str] | None:
+    """The first match of a cue `pattern`, looked for only when the text holds one of its `stems`."""
+    lowered = text.lower()
+    return pattern.search(text) if any(stem in lowered for stem in stems) else None
+
+
+@lru_cache(maxsize=16)  # the rot13 and reversed decoders read the same text's words one after the other
+def _lower_words(text: str) -> tuple[str, ...]:
+    return tuple(_ASCII_WORD_RE.findall(text.lower()))
+
+
+def _decode_translate(text: str, budget: int) -> str:
+    """The text a "translate the following, then answer it" wrapper hands over: what follows the request's colon or
+    line break, so the detectors read the request without the wrapper's words around it."""
+    cue = _cue(_TRANSLATE_CUE_RE, _TRANSLATE_STEMS, text)
+    if cue is None:
+        return ""
+    rest = text[cue.end() :].strip()
+    # The request right after the wrapper is what its words dilute; a long text is read whole in the normalized view.
+    return rest[: min(budget, _MAX_TRANSLATED_CHARS)] if len(rest) >= _MIN_REVERSED_CHARS else ""
 
 
 def _string_literal(literal: str) -> str:
@@ -333,6 +375,8 @@ def _decode_split(text: str, budget: int) -> str:
 
 
 def _decode_binary(text: str, budget: int) -> str:
+    if text.count("0") + text.count("1") < _MIN_BINARY_DIGITS:  # fewer digits than four bytes hold
+        return ""
     pieces: list[str] = []
     for match in _BINARY_RE.finditer(text):
         bits = "".join(_BINARY_BYTE_RE.findall(match.group()[: budget * 9]))
@@ -423,6 +467,7 @@ _DECODERS: tuple[tuple[str, Callable[[str, int], str]], ...] = (
     ("binary", _decode_binary),
     ("url", _decode_url),
     ("split", _decode_split),
+    ("translate", _decode_translate),
     ("rot13", _decode_rot13),
     ("reversed", _decode_reversed),
     ("leet", _decode_leet),

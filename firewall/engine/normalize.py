@@ -156,11 +156,10 @@ MIN_SPACED_CHARACTERS = 8  # in all runs: "x y z" or "a-b-c" alone is not a spel
 
 
 def _spaced_payload(text: str) -> str:
-    """The text with each spelled-out run read as one word, or "" when it has too few spelled-out characters."""
-    runs = list(_SPACED_RUN_RE.finditer(text))
-    if not runs or sum((len(run.group()) + 1) // 2 for run in runs) < MIN_SPACED_CHARACTERS:
-        return ""
-    return " ".join(_SPACED_RUN_RE.sub(lambda run: run.group()[::2], text).split())
+    """The spelled-out runs read as words, one after the other ("Ignore all previous"), or "" when there are too few
+    spelled-out characters. The rest of the text is in the normalized text already."""
+    words = [run.group()[::2] for run in _SPACED_RUN_RE.finditer(text)]
+    return " ".join(words) if sum(map(len, words)) >= MIN_SPACED_CHARACTERS else ""
 
 
 def _fold_homoglyphs(text: str) -> tuple[str, int]:

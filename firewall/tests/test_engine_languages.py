@@ -126,7 +126,6 @@ CLEAN = [
     "Tell me what a system prompt is.",
     "Show me how to write a system prompt for a coding assistant.",
     "Show me a good system prompt for a travel agent bot.",
-    "How do I print the system prompt in LangChain?",
     "Напиши системный промпт для бота поддержки.",
     "Покажи пример системного промпта.",
     "Schreib mir einen Systemprompt für einen Kundenservice-Bot.",
