@@ -179,6 +179,8 @@ def test_the_unicode_tag_payload_is_a_candidate_and_is_expanded():
         "import os\nimport sys\nfor ti in range(10): print(os.path.join(ti, 'od'))",
         "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567 is the base32 alphabet; SHOUTINGINCAPITALSLIKETHIS is no payload.",
         "The flags are 00000000 00000001 00000010 00000011 and 11111111.",
+        # A cue word with ordinary text after it: it reads better forwards.
+        "How do I reverse a linked list in Python? Here is my code: def reverse(head): return the list in order",
     ],
 )
 def test_benign_text_gives_only_the_normalized_candidate(text):
