@@ -239,8 +239,8 @@ def _rot13_segments(
     """The (start, end) character spans of `text` that read as rot13 (or, with `gained_words`, as another per-word
     transform such as reversal): each word scores +1 when it is in `gained_words` (its rot13 is a common word), -1
     when it already is a common word, 0 otherwise; a segment is a maximal run of positive running sum (Kadane) holding
-    at least 2 gained words, widened over neighbouring neutral words up to a lost word or a sentence mark (so a
-    payload's first and last words come along, but not the plain-English instruction that introduces it)."""
+    at least `min_gained` gained words, widened over neighbouring neutral words up to a lost word or a sentence mark
+    (so a payload's first and last words come along, but not the plain-English instruction that introduces it)."""
     scores = []
     for match in words:
         word = match.group().lower()
