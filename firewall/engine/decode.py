@@ -328,13 +328,18 @@ def _decode_reversed(text: str, budget: int) -> str:
 
 def _cue(pattern: re.Pattern[str], stems: tuple[str, ...], text: str) -> re.Match[str] | None:
     """The first match of a cue `pattern`, looked for only when the text holds one of its `stems`."""
-    lowered = text.lower()
+    lowered = _lower(text)
     return pattern.search(text) if any(stem in lowered for stem in stems) else None
+
+
+@lru_cache(maxsize=16)  # the split, reversal and translation decoders and the word tests read the same text in turn
+def _lower(text: str) -> str:
+    return text.lower()
 
 
 @lru_cache(maxsize=16)  # the rot13 and reversed decoders read the same text's words one after the other
 def _lower_words(text: str) -> tuple[str, ...]:
-    return tuple(_ASCII_WORD_RE.findall(text.lower()))
+    return tuple(_ASCII_WORD_RE.findall(_lower(text)))
 
 
 def _decode_translate(text: str, budget: int) -> str:

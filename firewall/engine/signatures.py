@@ -326,9 +326,10 @@ class _Compiled:
     rule: SignatureRule
     regex: re.Pattern[str]
     hints: tuple[str, ...]
-    # Every hint has a non-ASCII character (a rule for Russian, Chinese, Turkish...): an ASCII text cannot hold one,
-    # which one `isascii()` per text tells instead of a substring test per hint.
-    non_ascii_hints: bool = False
+    # When every hint has a non-ASCII character (a rule for Russian, Chinese, Hindi...): those characters. A text
+    # holding none of them cannot hold a hint, which one set intersection per rule tells instead of a substring test
+    # per hint (an English text with curly quotes skips the Cyrillic and CJK rules at once).
+    hint_chars: frozenset[str] = frozenset()
 
 
 class SignatureSet:
@@ -352,7 +353,9 @@ class SignatureSet:
             except re.error as exc:
                 raise ValueError(f"{rule.rule_id}: invalid pattern: {exc}") from None
             hints = tuple(h.lower() for h in rule.hints)
-            compiled.append(_Compiled(rule, regex, hints, bool(hints) and not any(h.isascii() for h in hints)))
+            chars = frozenset(ch for h in hints for ch in h if not ch.isascii())
+            needs_chars = bool(hints) and not any(h.isascii() for h in hints)
+            compiled.append(_Compiled(rule, regex, hints, chars if needs_chars else frozenset()))
         self._compiled = tuple(compiled)
         self._phrases = phrases
         self._phrase_count = sum(len(group) for group in phrases.values())
@@ -400,10 +403,15 @@ class SignatureSet:
             text, since = candidate.text, candidate.since
             start = max(0, since - CONTEXT_REACH)
             lowered = text[start:].lower()
-            ascii_only = lowered.isascii()
+            present = frozenset() if lowered.isascii() else None  # the text's characters, worked out when first needed
             for item in self._compiled:
-                if item.rule.rule_id in reported or (ascii_only and item.non_ascii_hints):
+                if item.rule.rule_id in reported:
                     continue
+                if item.hint_chars:
+                    if present is None:
+                        present = frozenset(lowered)
+                    if present.isdisjoint(item.hint_chars):
+                        continue
                 if item.hints and not any(hint in lowered for hint in item.hints):
                     continue
                 match = item.regex.search(text, start)
