@@ -175,7 +175,9 @@ def test_every_builtin_rule_has_hints_that_every_match_contains():
     texts = [normalize(json.loads(line)["text"]).text for line in seed.open(encoding="utf-8")]
     texts += [t.upper() for t in texts[:500]]
     matched = 0
-    for rule in BUILTIN_RULES:
+    # The other languages' rules (PI-007-*, SPL-003-*) are checked on their own phrasings in test_engine_languages.py:
+    # the bank holds almost no text in those languages, and running 31 rules unhinted over it costs seconds per run.
+    for rule in (r for r in BUILTIN_RULES if not r.rule_id.startswith(("PI-007-", "SPL-003-"))):
         regex = re.compile(rule.pattern, re.IGNORECASE)
         for text in texts:
             match = regex.search(text)
