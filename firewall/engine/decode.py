@@ -185,20 +185,13 @@ def _looks_like_text(text: str) -> bool:
     return len(_LETTER_RE.findall(sample)) >= 0.5 * len(_NON_SPACE_RE.findall(sample))
 
 
-def _decode_base64(text: str, budget: int) -> str:
+def _text_runs(runs: Iterable[re.Match[str]], decode: Callable[[str, int], bytes | None], budget: int) -> str:
+    """Each run's bytes (`decode(run, budget)`, None when the run is not of the encoding) read as UTF-8 and kept when
+    they look like text, joined by a space; no more decoded characters than `budget`."""
     pieces: list[str] = []
-    for match in _BASE64_RE.finditer(text):
-        run = match.group().rstrip("=")
-        urlsafe = "-" in run or "_" in run
-        if urlsafe and ("+" in run or "/" in run):
-            continue  # two alphabets mixed: not base64
-        run = run[: (budget * 4 // 3) // 4 * 4 + 4]  # decode no more than the budget can take
-        if len(run) % 4 == 1:
-            run = run[:-1]
-        run += "=" * (-len(run) % 4)
-        try:
-            data = base64.urlsafe_b64decode(run) if urlsafe else base64.b64decode(run, validate=True)
-        except (binascii.Error, ValueError):
+    for match in runs:
+        data = decode(match.group(), budget)
+        if data is None:
             continue
         decoded = data.decode("utf-8", errors="replace")
         if _looks_like_text(decoded):
@@ -209,17 +202,55 @@ def _decode_base64(text: str, budget: int) -> str:
     return " ".join(pieces)
 
 
+def _base64_bytes(run: str, budget: int) -> bytes | None:
+    run = run.rstrip("=")
+    urlsafe = "-" in run or "_" in run
+    if urlsafe and ("+" in run or "/" in run):
+        return None  # two alphabets mixed: not base64
+    run = run[: (budget * 4 // 3) // 4 * 4 + 4]  # decode no more than the budget can take
+    if len(run) % 4 == 1:
+        run = run[:-1]
+    run += "=" * (-len(run) % 4)
+    try:
+        return base64.urlsafe_b64decode(run) if urlsafe else base64.b64decode(run, validate=True)
+    except (binascii.Error, ValueError):
+        return None
+
+
+def _hex_bytes(run: str, budget: int) -> bytes:
+    return bytes.fromhex("".join(_HEX_PAIR_RE.findall(run[: budget * 6]))[: budget * 2])
+
+
+def _binary_bytes(run: str, budget: int) -> bytes:
+    bits = "".join(_BINARY_BYTE_RE.findall(run[: budget * 9]))
+    return int(bits, 2).to_bytes(len(bits) // 8, "big")
+
+
+def _base32_bytes(run: str, budget: int) -> bytes | None:
+    run = run.rstrip("=")[: budget * 8 // 5 + 8]
+    run = run[: len(run) // 8 * 8] if len(run) % 8 in (1, 3, 6) else run  # lengths no encoder writes
+    try:
+        return base64.b32decode(run + "=" * (-len(run) % 8))
+    except (binascii.Error, ValueError):
+        return None
+
+
+def _decode_base64(text: str, budget: int) -> str:
+    return _text_runs(_BASE64_RE.finditer(text), _base64_bytes, budget)
+
+
 def _decode_hex(text: str, budget: int) -> str:
-    pieces: list[str] = []
-    for match in _HEX_RE.finditer(text):
-        digits = "".join(_HEX_PAIR_RE.findall(match.group()[: budget * 6]))[: budget * 2]
-        decoded = bytes.fromhex(digits).decode("utf-8", errors="replace")
-        if _looks_like_text(decoded):
-            pieces.append(decoded)
-            budget -= len(decoded)
-            if budget <= 0:
-                break
-    return " ".join(pieces)
+    return _text_runs(_HEX_RE.finditer(text), _hex_bytes, budget)
+
+
+def _decode_binary(text: str, budget: int) -> str:
+    if text.count("0") + text.count("1") < _MIN_BINARY_DIGITS:  # fewer digits than four bytes hold
+        return ""
+    return _text_runs(_BINARY_RE.finditer(text), _binary_bytes, budget)
+
+
+def _decode_base32(text: str, budget: int) -> str:
+    return _text_runs(_BASE32_RE.finditer(text), _base32_bytes, budget)
 
 
 def _decode_url(text: str, budget: int) -> str:
@@ -279,20 +310,25 @@ def _rot13_segments(
     return spans
 
 
+def _decode_spans(text: str, spans: list[tuple[int, int]], transform: Callable[[str], str], budget: int) -> str:
+    """The spans of `text`, each transformed, joined by a space; no more than `budget` characters read."""
+    pieces = []
+    for start, end in spans:
+        pieces.append(transform(text[start : min(end, start + budget)]))
+        budget -= end - start
+        if budget <= 0:
+            break
+    return " ".join(pieces)
+
+
 def _decode_rot13(text: str, budget: int) -> str:
     """Only the rot13 spans are decoded (joined by a space): the plain instruction around a payload ("The following
     is ROT13-encoded...") would turn into rot13 noise that dilutes the payload for the classifier."""
     stop_words = (word for word in _lower_words(text) if word in _ROT13_OF_STOP_WORDS)
     if next(stop_words, None) is None or next(stop_words, None) is None:  # fewer than two: not rot13 text
         return ""
-    words = list(_ASCII_WORD_RE.finditer(text))
-    pieces = []
-    for start, end in _rot13_segments(words, text):
-        pieces.append(text[start : min(end, start + budget)].translate(_ROT13))
-        budget -= end - start
-        if budget <= 0:
-            break
-    return " ".join(pieces)
+    spans = _rot13_segments(list(_ASCII_WORD_RE.finditer(text)), text)
+    return _decode_spans(text, spans, lambda span: span.translate(_ROT13), budget)
 
 
 def _decode_reversed(text: str, budget: int) -> str:
@@ -315,15 +351,9 @@ def _decode_reversed(text: str, budget: int) -> str:
     gained = (word for word in _lower_words(text) if word in _REVERSED_STOP_WORDS)
     if any(next(gained, None) is None for _ in range(3)):  # fewer than three: not reversed text
         return ""
-    words = list(_ASCII_WORD_RE.finditer(text))
-    pieces = []
     # Three gained words, not two: English has more words that read as words backwards ("saw", "ton") than in rot13.
-    for start, end in _rot13_segments(words, text, _REVERSED_STOP_WORDS, min_gained=3):
-        pieces.append(text[start : min(end, start + budget)][::-1])
-        budget -= end - start
-        if budget <= 0:
-            break
-    return " ".join(pieces)
+    spans = _rot13_segments(list(_ASCII_WORD_RE.finditer(text)), text, _REVERSED_STOP_WORDS, min_gained=3)
+    return _decode_spans(text, spans, lambda span: span[::-1], budget)
 
 
 def _cue(pattern: re.Pattern[str], stems: tuple[str, ...], text: str) -> re.Match[str] | None:
@@ -377,39 +407,6 @@ def _decode_split(text: str, budget: int) -> str:
         if all(name in parts for name in names):
             return "".join(_string_literal(parts[name]) for name in names)[:budget]
     return ""
-
-
-def _decode_binary(text: str, budget: int) -> str:
-    if text.count("0") + text.count("1") < _MIN_BINARY_DIGITS:  # fewer digits than four bytes hold
-        return ""
-    pieces: list[str] = []
-    for match in _BINARY_RE.finditer(text):
-        bits = "".join(_BINARY_BYTE_RE.findall(match.group()[: budget * 9]))
-        decoded = int(bits, 2).to_bytes(len(bits) // 8, "big").decode("utf-8", errors="replace")
-        if _looks_like_text(decoded):
-            pieces.append(decoded)
-            budget -= len(decoded)
-            if budget <= 0:
-                break
-    return " ".join(pieces)
-
-
-def _decode_base32(text: str, budget: int) -> str:
-    pieces: list[str] = []
-    for match in _BASE32_RE.finditer(text):
-        run = match.group().rstrip("=")[: budget * 8 // 5 + 8]
-        run = run[: len(run) // 8 * 8] if len(run) % 8 in (1, 3, 6) else run  # lengths no encoder writes
-        try:
-            data = base64.b32decode(run + "=" * (-len(run) % 8))
-        except (binascii.Error, ValueError):
-            continue
-        decoded = data.decode("utf-8", errors="replace")
-        if _looks_like_text(decoded):
-            pieces.append(decoded)
-            budget -= len(decoded)
-            if budget <= 0:
-                break
-    return " ".join(pieces)
 
 
 _HEXISH_RE = re.compile(r"[0-9a-fA-F]{8,}")
